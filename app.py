@@ -1,0 +1,69 @@
+"""Application factory: configuration → extensions → gateway → blueprints → CLI."""
+import os
+
+import sqlalchemy as sa
+from flask import Flask
+
+import commands
+from blueprints import register_blueprints
+from config import Config, ensure_instance_secrets
+from extensions import db, htmx, login_manager
+from gateway import Gateway
+from gateway import config as gateway_config
+
+
+def create_app(test_config=None):
+    """Build an app; `test_config` overrides everything (tests pass a temp database)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(Config)
+    app.json.sort_keys = False
+    app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "gateway.sqlite")
+    if test_config is None:
+        ensure_instance_secrets(app.instance_path)
+        app.config.from_pyfile("config.py", silent=True)
+        _from_environment(app)
+    else:
+        app.config.from_mapping(test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    settings = app.config["GATEWAY_SETTINGS"] or gateway_config.load(
+        app.config["GATEWAY_CONFIG"] or os.path.join(app.instance_path, "gateway.toml"))
+    app.extensions["gateway"] = Gateway(settings)
+
+    db.init_app(app)
+    login_manager.init_app(app)
+    htmx.init_app(app)
+    register_blueprints(app)
+    commands.init_app(app)
+    with app.app_context():
+        _prepare_database()
+    return app
+
+
+def _from_environment(app):
+    """The documented environment names (SPEC section 9), read once at start."""
+    env = os.environ
+    for name in ("SECRET_KEY", "GATEWAY_ENCRYPTION_KEYS", "JWT_SECRET", "REDIS_URL", "GATEWAY_CONFIG"):
+        if env.get(name):
+            app.config[name] = env[name]
+    if env.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = env["DATABASE_URL"]
+
+
+def _prepare_database():
+    """Create tables on first start; SQLite gets WAL so readers never wait for the writer."""
+    engine = db.engine
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        engine.dispose()
+    import models  # noqa: F401  (registers the tables)
+    db.create_all()
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

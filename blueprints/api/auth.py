@@ -1,0 +1,62 @@
+"""API-key authentication shared by every programmatic route (never the browser session)."""
+import ipaddress
+from dataclasses import dataclass
+
+from flask import request
+
+from extensions import db
+from gateway.errors import GatewayError
+from models import ApiKey, User
+from models.api_key import hash_key, looks_like_key
+from models.user import utcnow
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Plain values about the authenticated key, safe to carry into a streaming generator."""
+    user_id: int
+    key_id: int
+    model_limits: tuple
+    allow_ips: tuple
+
+    def may_use(self, model_id):
+        return not self.model_limits or model_id in self.model_limits
+
+
+def presented_key():
+    """The key from `Authorization: Bearer` or `x-api-key` (what the Anthropic SDK sends)."""
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("x-api-key", "").strip()
+
+
+def authenticate():
+    """Look the key up by hash; answer 401 for anything missing, malformed, unknown or revoked.
+
+    :raise GatewayError: 401, or 403 when the caller's IP is not in the key's allow-list.
+    """
+    raw = presented_key()
+    if not raw:
+        raise GatewayError(401, "Missing API key: send 'Authorization: Bearer sk-…' or 'x-api-key'.",
+                           "invalid_request_error", "missing_api_key")
+    row = None
+    if looks_like_key(raw):
+        row = db.session.execute(
+            db.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expires_at, ApiKey.model_limits,
+                      ApiKey.allow_ips, User.disabled).join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_hash == hash_key(raw))).first()
+    if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
+        raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
+    caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()))
+    if caller.allow_ips and not _ip_allowed(request.remote_addr, caller.allow_ips):
+        raise GatewayError(403, "This API key may not be used from this IP address.", "permission_error", "ip_not_allowed")
+    return caller
+
+
+def _ip_allowed(address, networks):
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)

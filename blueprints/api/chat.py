@@ -1,0 +1,80 @@
+"""POST /v1/chat/completions (stream and not) and /v1/chat/completions/stream."""
+import time
+
+from flask import Response, g, jsonify
+
+from blueprints.api import bp, read_json_body
+from blueprints.api.auth import authenticate
+from blueprints.api.records import Turn, current_gateway, routable
+from gateway import validation
+from gateway.errors import GatewayError, StreamInterrupted
+from gateway.shapes import chunk_out, completion_out, error_body
+from gateway.sse import DONE, encode_data
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@bp.post("/chat/completions")
+def chat_completions():
+    return _chat(always_stream=False)
+
+
+@bp.post("/chat/completions/stream")
+def chat_completions_stream():
+    """Seed 004's route: the same body, always streamed."""
+    return _chat(always_stream=True)
+
+
+def route_chat(caller, body, turn, stream, include_usage=False):
+    """Reserve credit, then route: a StreamSession when streaming, else a RouteResult.
+
+    :raise GatewayError: refusals and failures, after releasing the reservation and logging.
+    """
+    router = current_gateway().router
+    try:
+        candidates = routable(caller, body["model"], "chat", body.get("models"))
+        turn.reserve(candidates, body)
+        if stream:
+            return router.stream(candidates, body, include_usage=include_usage)
+        return router.complete(candidates, body)
+    except GatewayError as exc:
+        turn.failed(exc)
+        raise
+
+
+def _chat(always_stream):
+    caller = authenticate()
+    body = validation.chat_request(read_json_body())
+    stream = always_stream or body.get("stream") is True
+    turn = Turn(caller, "chat", body["model"], stream)
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    outcome = route_chat(caller, body, turn, stream, include_usage)
+    if stream:
+        headers = {**SSE_HEADERS, **turn.headers(outcome.model, outcome.attempts), "X-Request-ID": g.request_id}
+        return Response(_sse(outcome, g.request_id, turn), mimetype="text/event-stream", headers=headers)
+    turn.served(outcome.model, outcome.attempts, outcome.usage)
+    response = jsonify(completion_out(outcome.body, g.request_id, outcome.model.id))
+    response.headers.update(turn.headers(outcome.model, outcome.attempts))
+    return response
+
+
+def _sse(session, request_id, turn):
+    """Relay a committed stream; a later upstream failure ends it with an error event and no [DONE].
+
+    Whatever happens (completion, break, client gone), the bill is settled for what was produced.
+    """
+    created, model_id = int(time.time()), session.model.id
+    status, error = 200, None
+    try:
+        for chunk in session:
+            yield encode_data(chunk_out(chunk, request_id, model_id, created))
+        yield DONE
+    except StreamInterrupted as exc:
+        status, error = 502, exc.message
+        yield encode_data(error_body(exc.message, "server_error", "stream_interrupted"))
+    except GeneratorExit:
+        status, error = 499, "client disconnected"
+        raise
+    finally:
+        session.close()
+        turn.served(session.model, session.attempts, session.produced_usage(), status, error)

@@ -1,0 +1,111 @@
+"""One request's bookkeeping, shared by every routed endpoint: the credit reservation before the
+upstream call, the settlement (or release) after it, the request-log row and the X-* headers."""
+import time
+
+from flask import current_app, g
+
+from extensions import db
+from gateway import pricing
+from gateway.errors import GatewayError
+from gateway.tokens import estimate_prompt
+from models import RequestLog, credit
+
+
+def current_gateway():
+    return current_app.extensions["gateway"]
+
+
+def routable(caller, model_id, kind, explicit=None):
+    """Candidates for the request, limited to what this key may use.
+
+    :raise GatewayError: 403 when the key's model allow-list excludes the requested model.
+    """
+    if not caller.may_use(model_id):
+        raise GatewayError(403, f"This API key may not use the model '{model_id}'.", "permission_error",
+                           "model_not_allowed", "model")
+    candidates = current_gateway().catalog.candidates(model_id, kind, explicit)
+    return [m for i, m in enumerate(candidates) if i == 0 or caller.may_use(m.id)]
+
+
+def insufficient_credit(exc):
+    """402 naming the limit that refused the request (SPEC 2): user balance or key quota."""
+    source = "your credit balance" if exc.limit_source == "user_balance" else "this API key's quota"
+    needed, available = pricing.to_credits(exc.needed), pricing.to_credits(exc.available)
+    return GatewayError(402, f"Insufficient credit: this request may cost up to {needed} credits and {source} "
+                             f"has {available} available.", "insufficient_quota", "insufficient_quota",
+                        extra={"limit_source": exc.limit_source, "credits_required": needed,
+                               "credits_available": available})
+
+
+class Turn:
+    """Reserve → call → settle or release → one log row; never charged twice (request id)."""
+
+    def __init__(self, caller, endpoint, requested_model, stream=False, fixed_cost=None):
+        """`fixed_cost` (micro-USD) replaces token pricing for flat-priced endpoints (seed 003)."""
+        self.started = time.monotonic()
+        self.caller = caller
+        self.request_id = g.request_id
+        self.fields = {"request_id": self.request_id, "user_id": caller.user_id, "api_key_id": caller.key_id,
+                       "endpoint": endpoint, "requested_model": requested_model[:200], "stream": stream}
+        self.app = current_app._get_current_object()
+        self.charged, self.available, self.fixed_cost = 0, None, fixed_cost
+
+    def reserve(self, candidates, body):
+        """Hold the worst case (prompt estimate + max tokens at the dearest candidate) or answer 402."""
+        if self.fixed_cost is not None:
+            amount = self.fixed_cost
+        else:
+            prompt = estimate_prompt(body["messages"]) if "messages" in body else _input_tokens(body)
+            limit = body.get("max_completion_tokens") or body.get("max_tokens")
+            amount = pricing.worst_case(candidates, prompt, limit if "messages" in body else 0)
+        try:
+            credit.reserve(self.request_id, self.caller.user_id, self.caller.key_id, amount)
+        except credit.InsufficientCredit as exc:
+            raise insufficient_credit(exc) from None
+
+    def failed(self, exc):
+        """Release the reservation and log the refusal or failure."""
+        with self.app.app_context():
+            credit.release(self.request_id)
+            self._log(status=exc.status, error=exc.message[:2000], attempts=[a.as_dict() for a in exc.attempts])
+
+    def served(self, model, attempts, usage, status=200, error=None):
+        """Charge the answering model's price for the real (or produced) usage, once, and log."""
+        prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        cost = self._cost(model, prompt, completion, status)
+        with self.app.app_context():
+            self.charged, self.available = credit.settle(self.request_id, self.caller.user_id, self.caller.key_id,
+                                                         cost, f"{model.id}: {prompt} in / {completion} out")
+            self._log(status=status, error=error, model=model.id, provider=model.provider,
+                      attempts=[a.as_dict() for a in attempts], prompt_tokens=prompt, completion_tokens=completion)
+        return self.charged
+
+    def _cost(self, model, prompt, completion, status):
+        """Embeddings pay for input; an empty completion is free; a flat price is paid only when served whole."""
+        if self.fields["endpoint"] == "embeddings":
+            return pricing.cost(model, prompt, 0)
+        if completion == 0:
+            return 0
+        if self.fixed_cost is not None:
+            return self.fixed_cost if status == 200 else 0
+        return pricing.cost(model, prompt, completion)
+
+    def headers(self, model, attempts):
+        """The routing facts every answer carries, plus the credit facts on paid ones (SPEC 2.1)."""
+        headers = {"X-Gateway-Model": model.id, "X-Gateway-Provider": model.provider,
+                   "X-Gateway-Attempts": str(sum(1 for a in attempts if a.kind != "skipped"))}
+        if self.available is not None:
+            headers["X-Credits-Charged"] = str(pricing.to_credits(self.charged))
+            headers["X-Credits-Remaining"] = str(pricing.to_credits(self.available))
+        return headers
+
+    def _log(self, **outcome):
+        """Add the log row and commit: one transaction with the settlement."""
+        db.session.add(RequestLog(**self.fields, **outcome,
+                                  latency_ms=round((time.monotonic() - self.started) * 1000, 1)))
+        db.session.commit()
+
+
+def _input_tokens(body):
+    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    return sum(len(t) // 4 + 1 for t in texts)

@@ -1,0 +1,68 @@
+"""The command-line contract of SPEC section 9: `flask --app app users|keys ...`."""
+import click
+from flask.cli import AppGroup
+
+from extensions import db
+from gateway import pricing
+from models import ApiKey, User, credit
+
+users_cli = AppGroup("users", help="Manage accounts.")
+keys_cli = AppGroup("keys", help="Manage gateway API keys.")
+credits_cli = AppGroup("credits", help="Manage credit balances.")
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--password", required=True, help="Initial password.")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+@click.option("--email", default=None)
+def create_user(name, password, admin, email):
+    """Create an account (the very first account is always an admin)."""
+    if db.session.scalar(db.select(User).filter_by(username=name)):
+        raise click.ClickException(f"user {name!r} already exists")
+    if len(password) < 8:
+        raise click.ClickException("the password must have at least 8 characters")
+    first = db.session.scalar(db.select(db.func.count(User.id))) == 0
+    user = User(username=name, email=email, role="admin" if admin or first else "user")
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"created {user.role} {name}")
+
+
+@keys_cli.command("create")
+@click.option("--user", "username", required=True)
+@click.option("--name", default="default")
+def create_key(username, name):
+    """Issue a key; the key alone is printed on the last line and never shown again."""
+    user = db.session.scalar(db.select(User).filter_by(username=username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    _, raw = ApiKey.issue(user, name)
+    db.session.commit()
+    click.echo(f"key {name!r} for {username} (store it now: it is not kept):")
+    click.echo(raw)
+
+
+@credits_cli.command("grant")
+@click.option("--user", "username", required=True)
+@click.option("--amount", required=True, type=click.FloatRange(min=-1_000_000, max=1_000_000),
+              help="Credits (1 credit = 1 USD); negative to take credit back.")
+@click.option("--note", default="granted from the command line")
+def grant_credits(username, amount, note):
+    """Add credit to an account: one ledger row; the new balance is printed."""
+    user = db.session.scalar(db.select(User).filter_by(username=username))
+    if user is None:
+        raise click.ClickException(f"no user {username!r}")
+    try:
+        balance = credit.grant(user.id, round(amount * pricing.MICRO_PER_USD), description=note)
+    except credit.InsufficientCredit as exc:
+        raise click.ClickException(f"cannot take back more than the available {pricing.to_credits(exc.available)}")
+    db.session.commit()
+    click.echo(f"{username}: balance {pricing.to_credits(balance)} credits")
+
+
+def init_app(app):
+    app.cli.add_command(users_cli)
+    app.cli.add_command(keys_cli)
+    app.cli.add_command(credits_cli)

@@ -1,0 +1,39 @@
+"""Application defaults; secrets come from the environment or are generated into instance/."""
+
+
+class Config:
+    """Safe defaults. `create_app` layers instance/config.py, the environment and test overrides on top."""
+
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    MAX_CONTENT_LENGTH = 20 * 1024 * 1024        # images travel base64 in chat bodies
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REDIS_URL = None
+    JWT_SECRET = None
+    GATEWAY_CONFIG = None                        # defaults to instance/gateway.toml
+    GATEWAY_SETTINGS = None                      # tests may pass parsed settings directly
+    CREDITS_PER_REQUEST = 1                      # seed 003: POST /api/v1/chat
+    CREDITS_PER_BATCH_REQUEST = 2                # seed 003: POST /api/v1/chat?batch=1
+    RESERVATION_SWEEP_S = 300                    # a reservation older than this was left by a dead worker
+
+
+def ensure_instance_secrets(instance_path):
+    """Write SECRET_KEY and GATEWAY_ENCRYPTION_KEYS into instance/config.py once, mode 0600."""
+    import os
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    path = os.path.join(instance_path, "config.py")
+    if os.path.exists(path):
+        return path
+    os.makedirs(instance_path, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:          # another worker won the race
+        return path
+    with os.fdopen(fd, "w") as fh:
+        fh.write("# Generated on first run. Keep this file private and backed up.\n")
+        fh.write(f"SECRET_KEY = {secrets.token_urlsafe(48)!r}\n")
+        fh.write(f"GATEWAY_ENCRYPTION_KEYS = {Fernet.generate_key().decode()!r}\n")
+    return path

@@ -1,0 +1,40 @@
+"""The routing service's public surface; nothing below this package imports Flask."""
+import os
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from gateway.catalog import Catalog
+from gateway.errors import BadRequest, GatewayError, ModelNotFound, StreamInterrupted
+from gateway.providers import adapter_for
+from gateway.router import Router
+
+__all__ = ["Gateway", "GatewayError", "BadRequest", "ModelNotFound", "StreamInterrupted", "new_session"]
+
+
+def new_session(pool_size=256):
+    """One pooled HTTP session per worker; the router is the only retry loop (max_retries=0).
+
+    `trust_env` is off so no per-request environment/netrc lookups run on the hot path; a proxy
+    set in the environment at start is still honoured.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies = {scheme: os.environ[var] for scheme, var in (("http", "HTTP_PROXY"), ("https", "HTTPS_PROXY"))
+                       if os.environ.get(var)}
+    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+class Gateway:
+    """Settings, catalog, adapters and router bundled for one worker process."""
+
+    def __init__(self, settings, session=None):
+        self.settings = settings
+        self.session = session or new_session()
+        self.catalog = Catalog(settings)
+        families = {p.type for p in settings.providers.values()}
+        self.adapters = {family: adapter_for(family, self.session) for family in families}
+        self.router = Router(settings, self.adapters)

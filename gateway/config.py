@@ -1,0 +1,258 @@
+"""Loads and validates the operator's TOML configuration into immutable settings.
+
+Every error names the field that is wrong, so a typo fails at start with a clear message
+instead of surfacing as a confusing upstream error on the first request.
+"""
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+FAMILIES = ("openai", "anthropic", "gemini", "gigachat", "demo")
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+    "gigachat": "https://gigachat.devices.sberbank.ru/api/v1",
+    "demo": "",
+}
+
+
+class ConfigError(ValueError):
+    """The configuration file or environment is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    cross_group_fallback: bool = True
+    ttft_timeout_s: float = 15.0
+    stream_idle_timeout_s: float = 30.0
+    request_timeout_s: float = 120.0
+    connect_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    max_attempts: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    exponential_base: float = 2.0
+    jitter: bool = True
+    key_cooldown_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class BreakerSettings:
+    failure_threshold: int = 5
+    recovery_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class ProviderKey:
+    """An operator key: `id` is a non-secret label safe for logs, `secret` never leaves memory."""
+    id: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    name: str
+    type: str
+    base_url: str
+    keys: tuple = ()
+    key_header: str = ""
+    headers: tuple = ()           # extra (name, value) pairs sent upstream, e.g. anthropic-version
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    id: str
+    provider: str
+    upstream_name: str
+    kind: str = "chat"            # chat | embedding
+    input_per_mtok: float = 0.0
+    output_per_mtok: float = 0.0
+    per_request: float = 0.0
+    group: str | None = None
+    owned_by: str = ""
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    routing: RoutingSettings
+    retry: RetrySettings
+    breaker: BreakerSettings
+    providers: dict
+    models: dict                  # id -> ModelSettings, in file order
+    groups: dict                  # name -> tuple of model ids, in file order
+
+
+_DEMO_MODELS = {
+    "demo-chat": {"provider": "demo", "upstream_name": "demo-chat"},
+    "demo-mini": {"provider": "demo", "upstream_name": "demo-mini"},
+    "demo-embed": {"provider": "demo", "upstream_name": "demo-embed", "kind": "embedding"},
+}
+_DEMO_GROUPS = {"demo": ("demo-chat", "demo-mini")}
+
+
+def load(path=None, environ=None):
+    """Read the TOML file at `path` (a missing file means the demo provider only)."""
+    environ = os.environ if environ is None else environ
+    data = {}
+    if path and os.path.exists(path):
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, environ)
+
+
+def parse(data, environ):
+    """Validate a decoded TOML mapping; raises ConfigError naming the bad field.
+
+    With no `[providers]` the demo provider is the whole catalog (a fresh install can chat at
+    once). Otherwise the demo models are added ungrouped, so real traffic never falls back to
+    canned answers; `[demo] enabled = false` removes them.
+    """
+    _expect_table(data, "configuration")
+    demo = data.get("demo", {})
+    _expect_table(demo, "[demo]")
+    demo_enabled = demo.get("enabled", True)
+    if not isinstance(demo_enabled, bool):
+        raise ConfigError("[demo] enabled: must be true or false")
+    configured = "providers" in data
+    providers = _parse_providers(data.get("providers", {}), environ)
+    if demo_enabled and "demo" not in providers:
+        providers["demo"] = _parse_provider("demo", {"type": "demo"}, environ)
+    models = _parse_models(data.get("models", {}), providers)
+    if demo_enabled and providers["demo"].type == "demo":
+        models.update(_parse_models({k: v for k, v in _DEMO_MODELS.items() if k not in models}, providers))
+    groups = _parse_groups(data.get("groups", {}), models)
+    if demo_enabled and not configured:
+        groups.update(_DEMO_GROUPS)
+    models = {mid: _with_group(m, groups) for mid, m in models.items()}
+    return GatewaySettings(
+        routing=_section(RoutingSettings, data, "routing"),
+        retry=_section(RetrySettings, data, "retry"),
+        breaker=_section(BreakerSettings, data, "circuit_breaker"),
+        providers=providers, models=models, groups=groups,
+    )
+
+
+def _expect_table(value, where):
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: must be a table")
+
+
+def _section(cls, data, name):
+    """Build a flat settings dataclass, checking names and types against its defaults."""
+    table = data.get(name, {})
+    _expect_table(table, f"[{name}]")
+    defaults = cls()
+    values = {}
+    for key, value in table.items():
+        if not hasattr(defaults, key):
+            raise ConfigError(f"[{name}] {key}: unknown setting")
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"[{name}] {key}: must be {expected.__name__}, got {value!r}")
+        if expected in (int, float) and value < 0:
+            raise ConfigError(f"[{name}] {key}: must not be negative")
+        values[key] = value
+    settings = cls(**values)
+    if getattr(settings, "max_attempts", 1) < 1 or getattr(settings, "failure_threshold", 1) < 1:
+        raise ConfigError(f"[{name}]: max_attempts and failure_threshold must be at least 1")
+    return settings
+
+
+def _parse_providers(table, environ):
+    _expect_table(table, "[providers]")
+    return {name: _parse_provider(name, spec, environ) for name, spec in table.items()}
+
+
+def _parse_provider(name, spec, environ):
+    where = f"[providers.{name}]"
+    _expect_table(spec, where)
+    allowed = {"type", "base_url", "api_keys", "key_header", "headers", "enabled"}
+    for key in spec:
+        if key not in allowed:
+            raise ConfigError(f"{where} {key}: unknown setting")
+    family = spec.get("type", "openai")
+    if family not in FAMILIES:
+        raise ConfigError(f"{where} type: must be one of {', '.join(FAMILIES)} (got {family!r})")
+    base_url = spec.get("base_url", DEFAULT_BASE_URLS[family])
+    if family != "demo" and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+        raise ConfigError(f"{where} base_url: must be an http(s) URL (got {base_url!r})")
+    raw_keys = spec.get("api_keys", [])
+    if not isinstance(raw_keys, list) or not all(isinstance(k, str) for k in raw_keys):
+        raise ConfigError(f"{where} api_keys: must be a list of strings")
+    keys = tuple(_resolve_key(name, i, raw, environ, where) for i, raw in enumerate(raw_keys))
+    headers = spec.get("headers", {})
+    _expect_table(headers, f"{where} headers")
+    return ProviderSettings(
+        name=name, type=family, base_url=base_url.rstrip("/"), keys=tuple(k for k in keys if k),
+        key_header=spec.get("key_header", f"X-{name.capitalize()}-API-Key"),
+        headers=tuple((str(k), str(v)) for k, v in headers.items()),
+        enabled=bool(spec.get("enabled", True)),
+    )
+
+
+def _resolve_key(provider, index, raw, environ, where):
+    """`env:NAME` reads the environment; an unset variable drops the key (the provider may have others)."""
+    if raw.startswith("env:"):
+        secret = environ.get(raw[4:], "")
+        return ProviderKey(id=f"{provider}#{index + 1}", secret=secret) if secret else None
+    if not raw:
+        raise ConfigError(f"{where} api_keys[{index}]: empty key")
+    return ProviderKey(id=f"{provider}#{index + 1}", secret=raw)
+
+
+def _parse_models(table, providers):
+    _expect_table(table, "[models]")
+    models = {}
+    for model_id, spec in table.items():
+        where = f'[models."{model_id}"]'
+        _expect_table(spec, where)
+        provider = spec.get("provider")
+        if provider not in providers:
+            raise ConfigError(f"{where} provider: {provider!r} is not a configured provider")
+        kind = spec.get("kind", "chat")
+        if kind not in ("chat", "embedding"):
+            raise ConfigError(f"{where} kind: must be chat or embedding")
+        prices = {}
+        for key in ("input_per_mtok", "output_per_mtok", "per_request"):
+            value = spec.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{where} {key}: must be a non-negative number")
+            prices[key] = float(value)
+        unknown = set(spec) - {"provider", "upstream_name", "kind", "owned_by", *prices}
+        if unknown:
+            raise ConfigError(f"{where} {sorted(unknown)[0]}: unknown setting")
+        models[model_id] = ModelSettings(
+            id=model_id, provider=provider, upstream_name=str(spec.get("upstream_name", model_id)),
+            kind=kind, owned_by=str(spec.get("owned_by", provider)), **prices,
+        )
+    return models
+
+
+def _parse_groups(table, models):
+    _expect_table(table, "[groups]")
+    groups = {}
+    for name, members in table.items():
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise ConfigError(f"[groups] {name}: must be a list of model ids")
+        for member in members:
+            if member not in models:
+                raise ConfigError(f"[groups] {name}: {member!r} is not a configured model")
+        groups[name] = tuple(members)
+    return groups
+
+
+def _with_group(model, groups):
+    for name, members in groups.items():
+        if model.id in members:
+            return ModelSettings(**{**model.__dict__, "group": name})
+    return model

@@ -1,0 +1,13 @@
+"""The registry of provider families: one adapter class per family, chosen by `type`."""
+from gateway.providers.demo import DemoAdapter
+from gateway.providers.openai_compat import OpenAICompatAdapter
+
+ADAPTERS = {
+    "openai": OpenAICompatAdapter,
+    "demo": DemoAdapter,
+}
+
+
+def adapter_for(family, session):
+    """An adapter instance for `family`, sharing the worker's HTTP session."""
+    return ADAPTERS[family](session)

@@ -1,0 +1,201 @@
+"""The one small contract every provider family implements, and the HTTP plumbing they share.
+
+A family module only translates: it builds the upstream call from an OpenAI-shaped request,
+and turns the upstream answer (JSON or SSE events) back into OpenAI shapes. Sending, timeouts,
+redirect refusal and error classification live here, once.
+"""
+import json
+from dataclasses import dataclass, field
+
+import requests
+import urllib3
+
+from gateway import errors
+from gateway.sse import iter_events
+
+MAX_JSON_BYTES = 32 * 1024 * 1024     # a bigger upstream answer is treated as broken, not buffered
+MAX_ERROR_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attempt's destination: provider, model and the key to use (None for keyless)."""
+    provider: object              # config.ProviderSettings
+    model: object                 # config.ModelSettings
+    key: object = None            # config.ProviderKey or None
+
+
+@dataclass
+class HttpCall:
+    """A prepared upstream request; `json` is the body, `params` the query string."""
+    url: str
+    headers: dict
+    json: dict
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class UpstreamStream:
+    """An open upstream stream: its chunks, how to hang up, and how to change the idle timeout."""
+    chunks: object
+    close: object
+    set_read_timeout: object = lambda seconds: None
+
+
+class ProviderAdapter:
+    """Base of every family: `complete`, `open_stream` and `embed` are what the router calls."""
+
+    family = ""
+    supports_stream = True
+    supports_embeddings = False
+    supports_tools = True
+
+    def __init__(self, session=None):
+        self.session = session or requests.Session()
+
+    # --- what a family module implements -------------------------------------------------
+    def chat_call(self, target, body, stream):
+        """Build the upstream HttpCall for an OpenAI chat request."""
+        raise NotImplementedError
+
+    def parse_chat(self, payload, target):
+        """Turn the upstream JSON answer into an OpenAI `chat.completion` dict."""
+        raise NotImplementedError
+
+    def stream_chunks(self, events, target):
+        """Turn upstream SSE events into OpenAI `chat.completion.chunk` dicts (last one with usage)."""
+        raise NotImplementedError
+
+    def embeddings_call(self, target, body):
+        raise errors.UpstreamError(errors.REQUEST, f"{self.family} does not serve embeddings", 400)
+
+    def parse_embeddings(self, payload, target):
+        raise NotImplementedError
+
+    def error_message(self, payload):
+        """Extract the human message from the family's error body (dict or None)."""
+        if isinstance(payload, dict):
+            err = payload.get("error")
+            if isinstance(err, dict):
+                return str(err.get("message") or err.get("type") or "")
+            if isinstance(err, str):
+                return err
+            if payload.get("message"):
+                return str(payload["message"])
+        return ""
+
+    def classify(self, status, payload):
+        """Kind of failure for a non-2xx status; families refine (e.g. quota exhausted)."""
+        if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
+            err = payload["error"]
+            if "insufficient_quota" in (str(err.get("code")), str(err.get("type"))):
+                return errors.AUTH
+        return errors.kind_for_status(status)
+
+    # --- shared transport ----------------------------------------------------------------
+    def complete(self, target, body, timeout):
+        """Non-streaming chat: returns an OpenAI chat.completion dict or raises UpstreamError."""
+        response = self._send(self.chat_call(target, body, stream=False), timeout, stream=False)
+        return self.parse_chat(self._read_json(response), target)
+
+    def open_stream(self, target, body, timeout):
+        """Streaming chat: returns an UpstreamStream of OpenAI chunks."""
+        response = self._send(self.chat_call(target, body, stream=True), timeout, stream=True)
+        chunks = self.stream_chunks(iter_events(iter_raw_lines(response)), target)
+        return UpstreamStream(chunks, response.close, lambda seconds: _set_read_timeout(response, seconds))
+
+    def embed(self, target, body, timeout):
+        response = self._send(self.embeddings_call(target, body), timeout, stream=False)
+        return self.parse_embeddings(self._read_json(response), target)
+
+    def _send(self, call, timeout, stream):
+        """POST the call; redirects are never followed (a redirect could carry the key away)."""
+        try:
+            response = self.session.post(call.url, json=call.json, headers=call.headers, params=call.params,
+                                         timeout=timeout, stream=True, allow_redirects=False)
+        except requests.Timeout:
+            raise errors.UpstreamError(errors.TIMEOUT, "upstream timed out") from None
+        except requests.RequestException as exc:
+            raise errors.UpstreamError(errors.TRANSIENT, f"upstream connection failed ({type(exc).__name__})") from None
+        if 300 <= response.status_code < 400:
+            response.close()
+            raise errors.UpstreamError(errors.TRANSIENT, f"upstream answered a redirect ({response.status_code}); not followed",
+                                       response.status_code)
+        if response.status_code >= 400:
+            self._raise_for_error(response)
+        return response
+
+    def _raise_for_error(self, response):
+        raw = _read_capped(response, MAX_ERROR_BYTES)
+        response.close()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        status = response.status_code
+        message = self.error_message(payload) or f"upstream answered HTTP {status}"
+        raise errors.UpstreamError(self.classify(status, payload), message, status,
+                                   errors.parse_retry_after(response.headers.get("Retry-After")))
+
+    def _read_json(self, response):
+        try:
+            raw = _read_capped(response, MAX_JSON_BYTES)
+        except requests.Timeout:
+            raise errors.UpstreamError(errors.TIMEOUT, "upstream timed out") from None
+        except requests.RequestException as exc:
+            raise errors.UpstreamError(errors.TRANSIENT, f"upstream connection failed ({type(exc).__name__})") from None
+        finally:
+            response.close()
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise errors.UpstreamError(errors.TRANSIENT, "upstream answered invalid JSON", response.status_code) from None
+        if not isinstance(payload, dict):
+            raise errors.UpstreamError(errors.TRANSIENT, "upstream answered an unexpected JSON value", response.status_code)
+        return payload
+
+
+def _read_capped(response, limit):
+    """Read at most `limit` bytes; a larger body is a broken upstream, never buffered whole."""
+    data = bytearray()
+    for piece in response.iter_content(65536):
+        data += piece
+        if len(data) > limit:
+            raise errors.UpstreamError(errors.TRANSIENT, f"upstream answer exceeds {limit} bytes", response.status_code)
+    return bytes(data)
+
+
+def iter_raw_lines(response):
+    """Yield lines of a streamed body as soon as they arrive (no read-ahead buffering).
+
+    Connection failures mid-stream become UpstreamError so the router can tell a cut from an end.
+    """
+    raw = response.raw
+    pieces = raw.read_chunked(decode_content=True) if raw.chunked else iter(lambda: raw.read1(65536), b"")
+    buffer = b""
+    try:
+        for piece in pieces:
+            buffer += piece
+            *lines, buffer = buffer.split(b"\n")
+            yield from lines
+    except (requests.Timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
+        raise errors.UpstreamError(errors.TIMEOUT, "upstream stream stalled") from None
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+        raise errors.UpstreamError(errors.TRANSIENT, f"upstream stream broke ({type(exc).__name__})") from None
+    if buffer:
+        yield buffer
+
+
+def _set_read_timeout(response, seconds):
+    """After the first chunk the wait between chunks is the idle timeout, not the TTFT deadline."""
+    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+def json_event(event):
+    """Parse an SSE event's JSON data; malformed data is a broken stream."""
+    try:
+        return json.loads(event.data)
+    except ValueError:
+        raise errors.UpstreamError(errors.TRANSIENT, "upstream sent a malformed stream event") from None

@@ -1,0 +1,287 @@
+"""The routing service: candidates × keys, retries with backoff, circuit breakers, one deadline,
+and stream-safe failover (commit to a candidate only once its first content chunk arrived).
+
+The router works on an immutable request dict and returns results; it never touches HTTP
+contexts. It is the only reader of an UpstreamError's kind.
+"""
+import random
+import time
+from dataclasses import dataclass, field
+from itertools import chain
+
+from gateway import errors
+from gateway.health import Breakers, KeyHealth
+from gateway.providers.base import Target
+from gateway.tokens import estimate_text
+
+
+@dataclass
+class Attempt:
+    """One try at one (model, provider, key): what the request log records."""
+    model: str
+    provider: str
+    key_id: str | None
+    status: int | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+    kind: str | None = None
+
+    def as_dict(self):
+        return {"model": self.model, "provider": self.provider, "key_id": self.key_id, "status": self.status,
+                "latency_ms": round(self.latency_ms, 1), "error": self.error, "kind": self.kind}
+
+
+@dataclass
+class RouteResult:
+    """A served non-stream request: the OpenAI-shaped body and who answered it."""
+    body: dict
+    model: object
+    attempts: list
+    usage: dict = field(default_factory=dict)
+
+
+class Router:
+    """Tries candidates in order; see `_run` for the policy."""
+
+    def __init__(self, settings, adapters, clock=time.monotonic, sleep=time.sleep, rand=random.random):
+        self.settings = settings
+        self.adapters = adapters
+        self.clock, self.sleep, self.rand = clock, sleep, rand
+        self.breakers = Breakers(settings.breaker, clock)
+        self.key_health = KeyHealth(clock)
+
+    # --- public entry points ---------------------------------------------------------------
+    def complete(self, candidates, body, key_overrides=None):
+        deadline = self.clock() + self.settings.routing.request_timeout_s
+
+        def call(target, adapter, timeout):
+            return adapter.complete(target, body, timeout)
+
+        result, model, attempts = self._run(candidates, call, deadline, key_overrides)
+        return RouteResult(result, model, attempts, result.get("usage") or {})
+
+    def embed(self, candidates, body, key_overrides=None):
+        deadline = self.clock() + self.settings.routing.request_timeout_s
+
+        def call(target, adapter, timeout):
+            return adapter.embed(target, body, timeout)
+
+        result, model, attempts = self._run(candidates, call, deadline, key_overrides)
+        return RouteResult(result, model, attempts, result.get("usage") or {})
+
+    def stream(self, candidates, body, key_overrides=None, include_usage=False):
+        """Open a stream, falling back until one candidate produced its first content chunk."""
+        routing = self.settings.routing
+        deadline = self.clock() + routing.request_timeout_s
+
+        def call(target, adapter, timeout):
+            ttft_deadline = self.clock() + routing.ttft_timeout_s
+            upstream = adapter.open_stream(target, body, (timeout[0], min(timeout[1], routing.ttft_timeout_s)))
+            try:
+                head = _read_until_content(upstream.chunks, self.clock, ttft_deadline)
+                upstream.set_read_timeout(routing.stream_idle_timeout_s)
+            except BaseException:
+                upstream.close()
+                raise
+            return head, upstream
+
+        (head, upstream), model, attempts = self._run(candidates, call, deadline, key_overrides)
+        return StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage)
+
+    # --- the policy ------------------------------------------------------------------------
+    def _run(self, candidates, call, deadline, key_overrides):
+        """Try each candidate model in order; for each, its keys in priority order.
+
+        - REQUEST errors (400/404/413/422) are answered at once: the request itself is wrong.
+        - AUTH (401/403, quota exhausted) takes the key out; RATE_LIMIT cools it down; the next
+          key is tried at once, in the same client request.
+        - TRANSIENT/TIMEOUT count towards `max_attempts` for the model: an untried key first,
+          otherwise the same key again after exponential backoff with jitter (and Retry-After).
+        - Open circuits (per provider+model and per key) are skipped without a call.
+        Everything happens before one overall deadline.
+        """
+        attempts = []
+        for model in candidates:
+            provider = self.settings.providers[model.provider]
+            adapter = self.adapters[provider.type]
+            keys = self._keys_for(provider, key_overrides)
+            outcome = self._try_model(model, provider, adapter, keys, call, deadline, attempts)
+            if outcome is not None:
+                return outcome, model, attempts
+            if self.clock() >= deadline:
+                break
+        raise _final_error(attempts)
+
+    def _try_model(self, model, provider, adapter, keys, call, deadline, attempts):
+        circuit = f"{provider.name}/{model.id}"
+        retries, used, retry_after = 0, set(), None
+        while retries < self.settings.retry.max_attempts:
+            if not self.breakers.allow(circuit):
+                attempts.append(Attempt(model.id, provider.name, None, error="circuit open: skipped", kind="skipped"))
+                return None
+            key = self._pick_key(keys, used)
+            if key is _NO_KEY:
+                if not used:
+                    attempts.append(Attempt(model.id, provider.name, None, error="no usable key", kind="skipped"))
+                return None
+            key_id = key.id if key else None
+            if key_id in used and not self._backoff(retries, retry_after, deadline):
+                return None
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                return None
+            used.add(key_id)
+            attempt = Attempt(model.id, provider.name, key_id)
+            attempts.append(attempt)
+            started = self.clock()
+            try:
+                outcome = call(Target(provider, model, key), adapter,
+                               (self.settings.routing.connect_timeout_s, remaining))
+            except errors.UpstreamError as exc:
+                attempt.latency_ms = (self.clock() - started) * 1000
+                attempt.status, attempt.error, attempt.kind = exc.status, exc.message, exc.kind
+                self._record_failure(exc, circuit, key, attempts)
+                if exc.retryable:
+                    retries += 1
+                    retry_after = exc.retry_after
+                continue
+            attempt.latency_ms = (self.clock() - started) * 1000
+            attempt.status = 200
+            self.breakers.success(circuit)
+            if key is not None:
+                self.breakers.success(f"key:{key_id}")
+            return outcome
+        return None
+
+    def _record_failure(self, exc, circuit, key, attempts):
+        """Apply the taxonomy: answer request errors, retire or cool keys, feed breakers."""
+        if exc.kind == errors.REQUEST:
+            raise errors.GatewayError(exc.status or 400, f"The upstream rejected the request: {exc.message}",
+                                      "invalid_request_error", "upstream_rejected_request", attempts=attempts)
+        if key is None:
+            if exc.retryable:
+                self.breakers.failure(circuit)
+            return
+        if exc.kind == errors.AUTH:
+            self.key_health.mark_bad(key.id, f"{exc.status}: {exc.message}")
+        elif exc.kind == errors.RATE_LIMIT:
+            seconds = exc.retry_after if exc.retry_after is not None else self.settings.retry.key_cooldown_s
+            self.key_health.cool_down(key.id, seconds, f"429: {exc.message}")
+        else:
+            self.breakers.failure(circuit)
+            self.breakers.failure(f"key:{key.id}")
+
+    def _keys_for(self, provider, key_overrides):
+        """A request-supplied key comes first, then the operator's keys; keyless families get [None]."""
+        if provider.type == "demo":
+            return [None]
+        override = (key_overrides or {}).get(provider.name)
+        return ([override] if override else []) + list(provider.keys)
+
+    def _pick_key(self, keys, used):
+        """Prefer a usable key not yet tried in this request; else retry a usable tried one."""
+        usable = [k for k in keys if k is None or (self.key_health.usable(k.id) and self.breakers.allow(f"key:{k.id}"))]
+        fresh = [k for k in usable if (k.id if k else None) not in used]
+        if fresh:
+            return fresh[0]
+        return usable[0] if usable else _NO_KEY
+
+    def _backoff(self, retries, retry_after, deadline):
+        """Sleep before re-trying a key; False when the wait would pass the deadline."""
+        retry = self.settings.retry
+        delay = min(retry.max_delay, retry.base_delay * retry.exponential_base ** (retries - 1))
+        if retry.jitter:
+            delay *= 0.5 + self.rand() / 2
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        if self.clock() + delay >= deadline:
+            return False
+        self.sleep(delay)
+        return True
+
+
+_NO_KEY = object()
+
+
+def _has_content(chunk):
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+            return True
+    return False
+
+
+def _read_until_content(chunks, clock, ttft_deadline):
+    """Buffer chunks until the first content one: failures before it can still fall back."""
+    head = []
+    for chunk in chunks:
+        head.append(chunk)
+        if _has_content(chunk):
+            return head
+        if clock() > ttft_deadline:
+            raise errors.UpstreamError(errors.TIMEOUT, "no first token before the time-to-first-token deadline")
+    return head
+
+
+def _final_error(attempts):
+    """503 listing every attempt; 504 when every attempt timed out; 502 when every one got a bad answer."""
+    tried = [a for a in attempts if a.kind != "skipped"]
+    summary = "; ".join(f"{a.model} via {a.provider}" + (f" ({a.key_id})" if a.key_id else "") + f": {a.error}"
+                        for a in attempts) or "no candidate model is available"
+    if tried and all(a.kind == errors.TIMEOUT for a in tried):
+        status, code = 504, "upstream_timeout"
+    elif tried and len(tried) == len(attempts) and all(a.kind == errors.TRANSIENT and a.status for a in tried):
+        status, code = 502, "upstream_error"
+    else:
+        status, code = 503, "no_upstream_available"
+    return errors.GatewayError(status, f"All upstream attempts failed: {summary}"[:2000], "server_error", code,
+                               attempts=attempts)
+
+
+class StreamSession:
+    """A committed stream: iterate for OpenAI chunks; a later failure raises StreamInterrupted."""
+
+    def __init__(self, model, attempts, chunks, close, include_usage):
+        self.model = model
+        self.attempts = attempts
+        self.usage = {}
+        self.completion_chars = 0
+        self.finished = False
+        self.interrupted = None
+        self._chunks = chunks
+        self._close = close
+        self._include_usage = include_usage
+
+    def __iter__(self):
+        try:
+            for chunk in self._chunks:
+                if chunk.get("usage"):
+                    self.usage = chunk["usage"]
+                self._observe(chunk)
+                if chunk.get("choices") or self._include_usage:
+                    yield chunk
+        except errors.UpstreamError as exc:
+            self.interrupted = exc.message
+            raise errors.StreamInterrupted(f"The upstream stream broke after it started: {exc.message}", exc.kind) from None
+        finally:
+            self.close()
+
+    def close(self):
+        """Hang up on the upstream (also when the client went away)."""
+        close, self._close = self._close, None
+        if close is not None:
+            close()
+
+    def produced_usage(self):
+        """Usage to bill: the upstream's own figures, or an estimate of what was sent so far."""
+        if self.usage:
+            return self.usage
+        completion = estimate_text("x" * self.completion_chars)
+        return {"prompt_tokens": 0, "completion_tokens": completion, "total_tokens": completion, "estimated": True}
+
+    def _observe(self, chunk):
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            self.completion_chars += len(delta.get("content") or "")
+            if choice.get("finish_reason"):
+                self.finished = True

@@ -1,0 +1,51 @@
+"""One SSE encoder and one spec-following decoder (WHATWG event-stream parsing)."""
+import json
+from dataclasses import dataclass
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    """One dispatched server-sent event."""
+    event: str | None
+    data: str
+
+
+def encode_data(payload):
+    """`data: <json>` framing used by the OpenAI-compatible stream."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def encode_event(event, data):
+    """A named event; every line of `data` gets its own `data:` line, as the spec requires."""
+    if not isinstance(data, str):
+        data = json.dumps(data, separators=(",", ":"))
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"event: {event}\n{lines}\n".encode()
+
+
+def iter_events(lines):
+    """Decode an iterable of raw lines (bytes, no line ending) into SSEEvent objects.
+
+    Comments (`:`) are ignored, multi-line `data` is joined with `\\n`, an event is dispatched
+    on a blank line; a trailing event without its blank line is dropped, as the spec says.
+    """
+    event, data = None, []
+    for raw in lines:
+        line = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        line = line.rstrip("\r")
+        if not line:
+            if data:
+                yield SSEEvent(event, "\n".join(data))
+            event, data = None, []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value

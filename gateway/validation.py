@@ -1,0 +1,99 @@
+"""Validation of OpenAI-shaped request bodies: bad input is refused before any upstream call."""
+from gateway.errors import BadRequest
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+MAX_TOKENS_CAP = 1_000_000
+_NUMBERS = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
+
+
+def chat_request(body):
+    """Check a /v1/chat/completions body; returns it unchanged when valid.
+
+    :raise BadRequest: naming the first bad field.
+    """
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    _model(body)
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty array of message objects.", "messages")
+    for i, message in enumerate(messages):
+        _message(message, f"messages[{i}]")
+    _optional(body, "stream", bool)
+    _optional(body, "stream_options", dict)
+    for name, (low, high) in _NUMBERS.items():
+        value = _optional(body, name, (int, float))
+        if value is not None and not low <= value <= high:
+            raise BadRequest(f"'{name}' must be between {low} and {high}.", name)
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = _optional(body, name, int)
+        if value is not None and not 1 <= value <= MAX_TOKENS_CAP:
+            raise BadRequest(f"'{name}' must be between 1 and {MAX_TOKENS_CAP}.", name)
+    n = _optional(body, "n", int)
+    if n is not None and n != 1:
+        raise BadRequest("Only n = 1 is supported: fallback across providers cannot promise several choices.", "n")
+    stop = body.get("stop")
+    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))):
+        raise BadRequest("'stop' must be a string or an array of strings.", "stop")
+    _optional(body, "tools", list)
+    _optional(body, "seed", int)
+    _optional(body, "user", str)
+    models = _optional(body, "models", list)
+    if models is not None and not all(isinstance(m, str) and m for m in models):
+        raise BadRequest("'models' must be an array of model ids.", "models")
+    return body
+
+
+def embeddings_request(body):
+    """Check a /v1/embeddings body."""
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    _model(body)
+    value = body.get("input")
+    ok = isinstance(value, str) and value or (
+        isinstance(value, list) and value and all(isinstance(v, str) and v for v in value))
+    if not ok:
+        raise BadRequest("'input' must be a non-empty string or an array of non-empty strings.", "input")
+    return body
+
+
+def _model(body):
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise BadRequest("'model' is required and must be a string.", "model")
+    if len(model) > 200 or any(ord(c) < 32 for c in model):
+        raise BadRequest("'model' contains characters that are not allowed.", "model")
+
+
+def _message(message, where):
+    if not isinstance(message, dict):
+        raise BadRequest(f"'{where}' must be an object.", where)
+    if message.get("role") not in ROLES:
+        raise BadRequest(f"'{where}.role' must be one of {', '.join(sorted(ROLES))}.", f"{where}.role")
+    content = message.get("content")
+    if content is None:
+        if message.get("role") == "assistant" or message.get("tool_calls"):
+            return
+        raise BadRequest(f"'{where}.content' is required.", f"{where}.content")
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise BadRequest(f"'{where}.content' must be a string or an array of content parts.", f"{where}.content")
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            continue
+        if kind == "image_url" and isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str):
+            continue
+        raise BadRequest(f"'{where}.content[{j}]' must be a text or image_url part.", f"{where}.content")
+
+
+def _optional(body, name, types):
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) and types is not bool and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise BadRequest(f"'{name}' has the wrong type.", name)
+    if not isinstance(value, types):
+        raise BadRequest(f"'{name}' has the wrong type.", name)
+    return value

@@ -1,0 +1,13 @@
+"""gunicorn settings: gevent workers so thousands of slow upstream streams cost greenlets, not threads."""
+import multiprocessing
+import os
+
+bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
+worker_class = "gevent"
+workers = int(os.environ.get("GATEWAY_WORKERS", min(4, multiprocessing.cpu_count())))
+worker_connections = 1000
+timeout = 60            # a greenlet that never yields for this long is a bug; streams yield
+graceful_timeout = 20
+keepalive = 5
+accesslog = os.environ.get("GATEWAY_ACCESS_LOG")   # off by default: the request log lives in the database
+preload_app = False     # each worker patches and builds its own app (gevent must patch first)

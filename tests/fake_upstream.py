@@ -1,0 +1,490 @@
+"""A real fake LLM upstream on 127.0.0.1 speaking the OpenAI, Anthropic and Gemini wire formats,
+with scriptable faults and a log of every request, so tests assert on what was actually tried.
+
+Run alone with `python tests/fake_upstream.py PORT` to serve healthy answers forever.
+"""
+import json
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What to do instead of (or on the way to) a healthy answer."""
+    kind: str
+    status: int = 0
+    message: str = ""
+    retry_after: object = None
+    after: int = 0
+    seconds: float = 0.0
+    location: str = ""
+
+    @staticmethod
+    def status_(code, message="fake upstream error", retry_after=None):
+        return Fault("status", status=code, message=message, retry_after=retry_after)
+
+    @staticmethod
+    def reset():
+        return Fault("reset")
+
+    @staticmethod
+    def slow(seconds):
+        return Fault("slow", seconds=seconds)
+
+    @staticmethod
+    def cut(after):
+        return Fault("cut", after=after)
+
+    @staticmethod
+    def stall(after, seconds=30):
+        return Fault("stall", after=after, seconds=seconds)
+
+    @staticmethod
+    def malformed(after):
+        return Fault("malformed", after=after)
+
+    @staticmethod
+    def ttft(seconds):
+        return Fault("ttft", seconds=seconds)
+
+    @staticmethod
+    def paced(seconds):
+        return Fault("paced", seconds=seconds)
+
+    @staticmethod
+    def redirect(location, code=307):
+        return Fault("redirect", status=code, location=location)
+
+    @staticmethod
+    def invalid_json():
+        return Fault("invalid_json")
+
+    @staticmethod
+    def in_stream_error(after):
+        return Fault("in_stream_error", after=after)
+
+
+Fault.status = Fault.status_     # `Fault.status(429, ...)` reads best at call sites
+
+
+@dataclass
+class RequestRecord:
+    family: str
+    method: str
+    path: str
+    model: str
+    key: str
+    headers: dict
+    body: object
+    stream: bool
+    endpoint: str
+    hung_up: bool = False
+    received_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Rule:
+    fault: Fault
+    model: str | None
+    key: str | None
+    times: int | None
+
+
+class FakeUpstream:
+    """The server; `script()` adds faults, `requests` is the log."""
+
+    def __init__(self):
+        self.requests = []
+        self.reply_text = "Hello from the fake upstream"
+        self.usage = (12, 7)
+        self.chunks = 5
+        self._rules = []
+        self._lock = threading.Lock()
+        self._server = None
+
+    def start(self):
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.server_address[1]
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, fault, model=None, key=None, times=None):
+        with self._lock:
+            self._rules.insert(0, _Rule(fault, model, key, times))
+
+    def reset(self):
+        with self._lock:
+            self._rules.clear()
+            self.requests.clear()
+
+    def wait_for_hangup(self, index, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.requests) > index and self.requests[index].hung_up:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _fault_for(self, record):
+        with self._lock:
+            for rule in self._rules:
+                if rule.model not in (None, record.model) or rule.key not in (None, record.key):
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self._rules.remove(rule)
+                return rule.fault
+        return None
+
+
+def _handler_for(upstream):
+    class Handler(_Handler):
+        pass
+    Handler.upstream = upstream
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    upstream = None
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path.startswith("/v1/models"):
+            self._json(200, {"object": "list", "data": [{"id": "fake", "object": "model", "created": 0,
+                                                         "owned_by": "fake"}]})
+        else:
+            self._json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        record = self._record(body)
+        if record is None:
+            return self._json(404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
+        self.upstream.requests.append(record)
+        self.record = record
+        fault = self.upstream._fault_for(record)
+        family = _FAMILIES[record.family]
+        if fault is None or fault.kind in ("ttft", "paced", "cut", "stall", "malformed", "in_stream_error"):
+            if record.endpoint == "embeddings":
+                return self._json(200, family.embeddings(self.upstream, record))
+            if record.stream:
+                return self._stream(family, fault)
+            if fault is not None and fault.kind in ("cut", "stall", "malformed", "in_stream_error"):
+                return self._reset()
+            return self._json(200, family.complete(self.upstream, record))
+        if fault.kind == "status":
+            extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            return self._json(fault.status, family.error(fault.status, fault.message), extra)
+        if fault.kind == "reset":
+            return self._reset()
+        if fault.kind == "slow":
+            if self._wait(fault.seconds):
+                return self._json(200, family.complete(self.upstream, record))
+            return None
+        if fault.kind == "redirect":
+            return self._send(fault.status, b"", "text/plain", {"Location": fault.location})
+        if fault.kind == "invalid_json":
+            return self._send(200, b"{this is not json", "application/json")
+        raise ValueError(fault.kind)
+
+    # --- request parsing -------------------------------------------------------------------
+    def _record(self, body):
+        parsed = urllib.parse.urlsplit(self.path)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        body_dict = body if isinstance(body, dict) else {}
+        if parsed.path in ("/v1/chat/completions", "/v1/embeddings"):
+            key = headers.get("authorization", "")[7:] if headers.get("authorization", "").startswith("Bearer ") else ""
+            endpoint = "chat" if parsed.path.endswith("completions") else "embeddings"
+            return RequestRecord("openai", "POST", self.path, str(body_dict.get("model", "")), key, headers, body,
+                                 body_dict.get("stream") is True, endpoint)
+        if parsed.path == "/v1/messages":
+            return RequestRecord("anthropic", "POST", self.path, str(body_dict.get("model", "")),
+                                 headers.get("x-api-key", ""), headers, body, body_dict.get("stream") is True, "chat")
+        if parsed.path.startswith("/v1beta/models/") and ":" in parsed.path:
+            name, _, method = parsed.path[len("/v1beta/models/"):].rpartition(":")
+            query = urllib.parse.parse_qs(parsed.query)
+            key = headers.get("x-goog-api-key") or (query.get("key") or [""])[0]
+            endpoint = "embeddings" if "mbed" in method else "chat"
+            return RequestRecord("gemini", "POST", self.path, urllib.parse.unquote(name), key, headers, body,
+                                 method == "streamGenerateContent", endpoint)
+        return None
+
+    # --- answers ---------------------------------------------------------------------------
+    def _send(self, status, payload, content_type, extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _json(self, status, payload, extra=None):
+        self._send(status, json.dumps(payload).encode(), "application/json", extra)
+
+    def _reset(self):
+        """Close with RST: the client sees a connection reset, not a clean end."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _wait(self, seconds):
+        """Sleep up to `seconds`, noticing a client hang-up; False if the client went away."""
+        deadline = time.monotonic() + seconds
+        self.connection.settimeout(0.05)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                        self.record.hung_up = True
+                        return False
+                except (socket.timeout, BlockingIOError):
+                    pass
+                except OSError:
+                    self.record.hung_up = True
+                    return False
+        finally:
+            self.connection.settimeout(None)
+        return True
+
+    def _stream(self, family, fault):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        kind = fault.kind if fault else None
+        if kind == "ttft" and not self._wait(fault.seconds):
+            return
+        events = family.stream_events(self.upstream, self.record)
+        limit = fault.after if kind in ("cut", "stall", "malformed", "in_stream_error") else None
+        try:
+            for index, event in enumerate(events):
+                if limit is not None and index >= limit + 1:      # +1: the role/start event
+                    break
+                self._chunk(event)
+                if kind == "paced" and not self._wait(fault.seconds):
+                    return
+            if kind == "cut":
+                return self._reset()
+            if kind == "stall":
+                self._wait(fault.seconds)
+                return self._reset()
+            if kind == "malformed":
+                self._chunk(b'data: {"choices": [\n\n')
+            if kind == "in_stream_error":
+                self._chunk(family.stream_error())
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.record.hung_up = True
+
+    def _chunk(self, data):
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+
+def _sse(payload, event=None):
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + json.dumps(payload) + "\n\n").encode()
+
+
+def _pieces(upstream):
+    text, n = upstream.reply_text, max(1, upstream.chunks)
+    size = -(-len(text) // n)
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _tool_name(record):
+    tools = (record.body or {}).get("tools") or []
+    messages = (record.body or {}).get("messages") or (record.body or {}).get("contents") or []
+    if not tools or not messages or messages[-1].get("role") != "user":
+        return None
+    first = tools[0]
+    return (first.get("function") or {}).get("name") or first.get("name") or \
+        ((first.get("functionDeclarations") or [{}])[0]).get("name")
+
+
+class _OpenAI:
+    """OpenAI chat.completions, embeddings and error formats."""
+
+    @staticmethod
+    def complete(up, record):
+        prompt, completion = up.usage
+        tool = _tool_name(record)
+        message = {"role": "assistant", "content": up.reply_text}
+        if tool:
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": tool, "arguments": '{"x": 1}'}}]}
+        return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": record.model,
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": "tool_calls" if tool else "stop"}],
+                "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}
+
+    @staticmethod
+    def stream_events(up, record):
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+                "model": record.model}
+
+        def chunk(delta, finish=None):
+            return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        yield chunk({"role": "assistant", "content": ""})
+        tool = _tool_name(record)
+        if tool:
+            yield chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                         "function": {"name": tool, "arguments": ""}}]})
+            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"x": 1}'}}]})
+        else:
+            for piece in _pieces(up):
+                yield chunk({"content": piece})
+        yield chunk({}, "tool_calls" if tool else "stop")
+        if ((record.body or {}).get("stream_options") or {}).get("include_usage"):
+            prompt, completion = up.usage
+            yield _sse({**base, "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                                         "total_tokens": prompt + completion}})
+        yield b"data: [DONE]\n\n"
+
+    @staticmethod
+    def stream_error():
+        return _sse({"error": {"message": "upstream overloaded", "type": "server_error", "param": None, "code": None}})
+
+    @staticmethod
+    def embeddings(up, record):
+        inputs = record.body.get("input")
+        inputs = inputs if isinstance(inputs, list) else [inputs]
+        return {"object": "list", "model": record.model, "usage": {"prompt_tokens": up.usage[0],
+                                                                   "total_tokens": up.usage[0]},
+                "data": [{"object": "embedding", "index": i, "embedding": [0.125] * 8} for i in range(len(inputs))]}
+
+    @staticmethod
+    def error(status, message):
+        return {"error": {"message": message, "type": "server_error" if status >= 500 else "invalid_request_error",
+                          "param": None, "code": None}}
+
+
+class _Anthropic:
+    """Anthropic Messages format."""
+
+    @staticmethod
+    def complete(up, record):
+        prompt, completion = up.usage
+        tool = _tool_name(record)
+        content = [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": {"x": 1}}] if tool else \
+            [{"type": "text", "text": up.reply_text}]
+        return {"id": "msg_fake", "type": "message", "role": "assistant", "model": record.model, "content": content,
+                "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None,
+                "usage": {"input_tokens": prompt, "output_tokens": completion}}
+
+    @staticmethod
+    def stream_events(up, record):
+        prompt, completion = up.usage
+        yield _sse({"type": "message_start", "message": {
+            "id": "msg_fake", "type": "message", "role": "assistant", "model": record.model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": prompt, "output_tokens": 1}}},
+            "message_start")
+        yield _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                   "content_block_start")
+        yield _sse({"type": "ping"}, "ping")
+        for piece in _pieces(up):
+            yield _sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                       "content_block_delta")
+        yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+        yield _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": completion}}, "message_delta")
+        yield _sse({"type": "message_stop"}, "message_stop")
+
+    @staticmethod
+    def stream_error():
+        return _sse({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "error")
+
+    @staticmethod
+    def error(status, message):
+        kinds = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+                 404: "not_found_error", 429: "rate_limit_error", 529: "overloaded_error"}
+        return {"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": message}}
+
+
+class _Gemini:
+    """Gemini generateContent / streamGenerateContent (alt=sse) / batchEmbedContents format."""
+
+    @staticmethod
+    def _usage(up):
+        prompt, completion = up.usage
+        return {"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion}
+
+    @staticmethod
+    def complete(up, record):
+        tool = _tool_name(record)
+        part = {"functionCall": {"name": tool, "args": {"x": 1}}} if tool else {"text": up.reply_text}
+        return {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": _Gemini._usage(up), "modelVersion": record.model}
+
+    @staticmethod
+    def stream_events(up, record):
+        pieces = _pieces(up)
+        yield _sse({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}]})
+        for i, piece in enumerate(pieces):
+            candidate = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": 0}
+            event = {"candidates": [candidate], "modelVersion": record.model}
+            if i == len(pieces) - 1:
+                candidate["finishReason"] = "STOP"
+                event["usageMetadata"] = _Gemini._usage(up)
+            yield _sse(event)
+
+    @staticmethod
+    def stream_error():
+        return _sse({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})
+
+    @staticmethod
+    def embeddings(up, record):
+        count = len((record.body or {}).get("requests") or [None])
+        return {"embeddings": [{"values": [0.25] * 8} for _ in range(count)]}
+
+    @staticmethod
+    def error(status, message):
+        names = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+        return {"error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}}
+
+
+_FAMILIES = {"openai": _OpenAI, "anthropic": _Anthropic, "gemini": _Gemini}
+
+
+if __name__ == "__main__":
+    import sys
+
+    server = FakeUpstream()
+    server._server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0),
+                                         _handler_for(server))
+    print(f"fake upstream on {server.url}", flush=True)
+    server._server.serve_forever()

@@ -1,0 +1,60 @@
+"""Shared test helpers: gateway configurations pointing at fake upstreams, live servers, SSE parsing."""
+import json
+import threading
+from contextlib import contextmanager
+
+from werkzeug.serving import make_server
+
+FAST_RETRY = {"max_attempts": 3, "base_delay": 0.05, "max_delay": 0.2, "exponential_base": 2.0, "jitter": False}
+
+
+def gateway_config(upstream, models, groups=None, keys=("key-a", "key-b"), family="openai", **sections):
+    """A TOML-shaped mapping: one provider per family (named after it) on the fake upstream.
+
+    `models` is a list of ids served by `family`, or a mapping id -> model table.
+    """
+    if isinstance(models, list):
+        models = {m: {"provider": family} for m in models}
+    base = {"openai": upstream.url + "/v1", "anthropic": upstream.url, "gemini": upstream.url}
+    used = {spec["provider"] for spec in models.values()} - {"demo"}
+    config = {
+        "routing": {"request_timeout_s": 10.0, "ttft_timeout_s": 2.0, "connect_timeout_s": 1.0},
+        "retry": dict(FAST_RETRY),
+        "circuit_breaker": {"failure_threshold": 50, "recovery_timeout": 60.0},
+        "demo": {"enabled": False},
+        "providers": {f: {"type": f, "base_url": base[f], "api_keys": list(keys)} for f in used},
+        "models": models,
+        "groups": groups or {},
+    }
+    for name, values in sections.items():
+        config.setdefault(name, {}).update(values)
+    return config
+
+
+def sse_data(raw):
+    """The `data:` payloads of an OpenAI SSE body, decoded (the [DONE] marker kept as a string)."""
+    events = []
+    for block in raw.decode().split("\n\n"):
+        for line in block.splitlines():
+            if line.startswith("data: "):
+                payload = line[6:]
+                events.append(payload if payload == "[DONE]" else json.loads(payload))
+    return events
+
+
+def streamed_text(events):
+    return "".join((c["choices"][0]["delta"].get("content") or "") for c in events
+                   if isinstance(c, dict) and c.get("choices"))
+
+
+@contextmanager
+def live_server(app):
+    """Serve the app on a real 127.0.0.1 port (threaded werkzeug) for SDK and disconnect tests."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(5)
