@@ -297,6 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if kind == "paced" and not self._wait(fault.seconds):
                     return
             if kind == "cut":
+                time.sleep(0.2)        # let the client read what was sent: an RST discards unread data
                 return self._reset()
             if kind == "stall":
                 self._wait(fault.seconds)

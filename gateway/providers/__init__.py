@@ -1,9 +1,13 @@
 """The registry of provider families: one adapter class per family, chosen by `type`."""
+from gateway.providers.anthropic import AnthropicAdapter
 from gateway.providers.demo import DemoAdapter
+from gateway.providers.gemini import GeminiAdapter
 from gateway.providers.openai_compat import OpenAICompatAdapter
 
 ADAPTERS = {
     "openai": OpenAICompatAdapter,
+    "anthropic": AnthropicAdapter,
+    "gemini": GeminiAdapter,
     "demo": DemoAdapter,
 }
 
