@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measure this gateway beside LiteLLM with the shared harness (../shared/bench), in one sitting.
 # Starts gunicorn (2 gevent workers, auth and request logging on, SQLite in a temp dir),
-# creates a user and key, runs run-all.sh with the gateway as the extra target, stops it.
+# creates a user, key and credit, runs run-all.sh with the gateway as the extra target, stops it.
 # Env: HARNESS (default ../shared/bench), WORKERS (2), PORT (8100), plus run-all.sh's own
 # (PEERS, REPS, DURATION, CONCS, OUT ...).
 set -euo pipefail
@@ -16,6 +16,7 @@ cd "$ROOT"
 
 flask --app app users create bench --password bench-password >/dev/null
 KEY="$(flask --app app keys create --user bench --name bench | tail -n 1)"
+flask --app app credits grant --user bench --amount 1000000 >/dev/null     # priced model: billing is on the measured path
 
 GATEWAY_WORKERS="${WORKERS:-2}" setsid gunicorn -b "127.0.0.1:$PORT" wsgi:app >"$STATE/gunicorn.log" 2>&1 &
 GPID=$!

@@ -54,25 +54,23 @@ class InsufficientCredit(Exception):
     available: int
 
 
-def reserve(request_id, user_id, key_id, amount):
-    """Hold `amount` against the user's balance and the key's quota, or raise InsufficientCredit."""
+def reserve(request_id, user_id, key_id, amount, key_limited=True):
+    """Hold `amount` against the user's balance and, for a limited key, its quota; commits.
+
+    :raise InsufficientCredit: naming the limit that refused (nothing is held then).
+    """
     if amount <= 0:
         return False
-    held = db.session.execute(sa.update(User).where(User.id == user_id, User.balance - User.reserved >= amount)
-                              .values(reserved=User.reserved + amount))
-    if held.rowcount != 1:
+    if db.session.execute(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).rowcount != 1:
         db.session.rollback()
         raise InsufficientCredit("user_balance", amount, available_balance(user_id))
-    if key_id is not None:
-        key_held = db.session.execute(
-            sa.update(ApiKey).where(ApiKey.id == key_id, sa.or_(ApiKey.unlimited_quota.is_(True),
-                                                                ApiKey.remain_quota - ApiKey.reserved_quota >= amount))
-            .values(reserved_quota=ApiKey.reserved_quota + amount))
-        if key_held.rowcount != 1:
-            db.session.rollback()
-            key = db.session.get(ApiKey, key_id)
-            raise InsufficientCredit("key_quota", amount, max(0, key.remain_quota - key.reserved_quota))
-    db.session.add(Reservation(request_id=request_id, user_id=user_id, api_key_id=key_id, amount=amount))
+    held_key = key_id if key_limited and key_id is not None else None
+    if held_key is not None and db.session.execute(_HOLD_QUOTA, {"kid": key_id, "amount": amount}).rowcount != 1:
+        db.session.rollback()
+        key = db.session.get(ApiKey, key_id)
+        raise InsufficientCredit("key_quota", amount, max(0, key.remain_quota - key.reserved_quota))
+    db.session.execute(_RESERVATIONS.insert(), {"request_id": request_id, "user_id": user_id, "api_key_id": held_key,
+                                                "amount": amount, "status": HELD, "created_at": utcnow()})
     db.session.commit()
     return True
 
@@ -83,33 +81,34 @@ def settle(request_id, user_id, key_id, cost, description):
     Returns (micro-USD charged, micro-USD available after), or (0, None) for a free request
     that held nothing. The charge never takes the balance below zero. The caller commits.
     """
-    amount = _close_reservation(request_id, SETTLED)
-    if amount is None and cost <= 0:
+    held = _close_reservation(request_id, SETTLED)
+    amount, held_key = (held.amount, held.api_key_id) if held else (0, None)
+    if held is None and cost <= 0:
         return 0, None
-    balance, reserved = db.session.execute(
-        sa.update(User).where(User.id == user_id).values(reserved=User.reserved - (amount or 0))
-        .returning(User.balance, User.reserved)).one()
-    charge = max(0, min(cost, balance))
+    params = {"uid": user_id, "held": amount, "charge": cost}
+    row = db.session.execute(_CHARGE, params).first() if cost > 0 else None
+    if row is not None:
+        charge = cost
+    else:                                   # free, or dearer than what is left: take what there is
+        balance = db.session.execute(_UNHOLD_BALANCE, params).scalar_one()
+        charge = max(0, min(cost, balance))
+        row = db.session.execute(_CHARGE, {**params, "held": 0, "charge": charge}).first()
     if charge:
-        balance = db.session.execute(sa.update(User).where(User.id == user_id)
-                                     .values(balance=User.balance - charge).returning(User.balance)).scalar_one()
-        db.session.add(CreditTransaction(user_id=user_id, amount=-charge, balance_after=balance, kind="charge",
-                                         request_id=request_id, description=description[:300]))
+        db.session.execute(_LEDGER.insert(), {"user_id": user_id, "amount": -charge, "balance_after": row.balance,
+                                              "kind": "charge", "request_id": request_id,
+                                              "description": description[:300], "created_at": utcnow()})
     if key_id is not None:
-        db.session.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(
-            reserved_quota=ApiKey.reserved_quota - (amount or 0), used_quota=ApiKey.used_quota + charge,
-            remain_quota=sa.case((ApiKey.unlimited_quota.is_(True), ApiKey.remain_quota),
-                                 else_=ApiKey.remain_quota - charge)))
-    return charge, max(0, balance - reserved)
+        db.session.execute(_SPEND_QUOTA, {"kid": key_id, "held": amount if held_key else 0, "charge": charge})
+    return charge, max(0, row.balance - row.reserved)
 
 
 def release(request_id):
     """Give a failed request's reservation back; nothing is charged, no ledger row is written."""
-    reservation = db.session.scalar(sa.select(Reservation).where(Reservation.request_id == request_id))
-    if reservation is None or _close_reservation(request_id, RELEASED) is None:
+    held = _close_reservation(request_id, RELEASED)
+    if held is None:
         db.session.rollback()
         return
-    _unhold(reservation)
+    _unhold(held)
     db.session.commit()
 
 
@@ -145,16 +144,40 @@ def available_balance(user_id):
 
 
 def _close_reservation(request_id, status):
-    """Flip held → status exactly once; returns the held amount, or None if there was none."""
-    closed = db.session.execute(sa.update(Reservation).where(Reservation.request_id == request_id,
-                                                             Reservation.status == HELD)
-                                .values(status=status).returning(Reservation.amount)).scalar_one_or_none()
-    return closed
+    """Flip held → status exactly once; returns the held row (amount, user, key), or None."""
+    return db.session.execute(_CLOSE, {"rid": request_id, "new_status": status}).first()
 
 
-def _unhold(reservation):
-    db.session.execute(sa.update(User).where(User.id == reservation.user_id)
-                       .values(reserved=User.reserved - reservation.amount))
-    if reservation.api_key_id is not None:
-        db.session.execute(sa.update(ApiKey).where(ApiKey.id == reservation.api_key_id)
-                           .values(reserved_quota=ApiKey.reserved_quota - reservation.amount))
+def _unhold(held):
+    db.session.execute(_UNHOLD_BALANCE, {"uid": held.user_id, "held": held.amount})
+    if held.api_key_id is not None:
+        db.session.execute(_UNHOLD_QUOTA, {"kid": held.api_key_id, "held": held.amount})
+
+
+# The hot path's statements, built once: every request runs several, so their construction
+# cost matters (the ORM's per-statement bookkeeping is avoided on purpose: these are plain rows).
+_USERS, _KEYS = User.__table__, ApiKey.__table__
+_RESERVATIONS, _LEDGER = Reservation.__table__, CreditTransaction.__table__
+_amount, _held, _charge = sa.bindparam("amount"), sa.bindparam("held"), sa.bindparam("charge")
+_HOLD_BALANCE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"),
+                                         _USERS.c.balance - _USERS.c.reserved >= _amount)
+                 .values(reserved=_USERS.c.reserved + _amount))
+_HOLD_QUOTA = (sa.update(_KEYS).where(_KEYS.c.id == sa.bindparam("kid"),
+                                      sa.or_(_KEYS.c.unlimited_quota.is_(True),
+                                             _KEYS.c.remain_quota - _KEYS.c.reserved_quota >= _amount))
+               .values(reserved_quota=_KEYS.c.reserved_quota + _amount))
+_CLOSE = (sa.update(_RESERVATIONS).where(_RESERVATIONS.c.request_id == sa.bindparam("rid"),
+                                         _RESERVATIONS.c.status == HELD)
+          .values(status=sa.bindparam("new_status"))
+          .returning(_RESERVATIONS.c.amount, _RESERVATIONS.c.user_id, _RESERVATIONS.c.api_key_id))
+_CHARGE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"), _USERS.c.balance >= _charge)
+           .values(balance=_USERS.c.balance - _charge, reserved=_USERS.c.reserved - _held)
+           .returning(_USERS.c.balance, _USERS.c.reserved))
+_UNHOLD_BALANCE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"))
+                   .values(reserved=_USERS.c.reserved - _held).returning(_USERS.c.balance))
+_UNHOLD_QUOTA = (sa.update(_KEYS).where(_KEYS.c.id == sa.bindparam("kid"))
+                 .values(reserved_quota=_KEYS.c.reserved_quota - _held))
+_SPEND_QUOTA = (sa.update(_KEYS).where(_KEYS.c.id == sa.bindparam("kid"))
+                .values(reserved_quota=_KEYS.c.reserved_quota - _held, used_quota=_KEYS.c.used_quota + _charge,
+                        remain_quota=sa.case((_KEYS.c.unlimited_quota.is_(True), _KEYS.c.remain_quota),
+                                             else_=_KEYS.c.remain_quota - _charge)))

@@ -2,6 +2,7 @@
 import ipaddress
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask import request
 
 from extensions import db
@@ -18,6 +19,7 @@ class Caller:
     key_id: int
     model_limits: tuple
     allow_ips: tuple
+    key_limited: bool = False      # the key has its own quota (not unlimited)
 
     def may_use(self, model_id):
         return not self.model_limits or model_id in self.model_limits
@@ -40,18 +42,19 @@ def authenticate():
     if not raw:
         raise GatewayError(401, "Missing API key: send 'Authorization: Bearer sk-…' or 'x-api-key'.",
                            "invalid_request_error", "missing_api_key")
-    row = None
-    if looks_like_key(raw):
-        row = db.session.execute(
-            db.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expires_at, ApiKey.model_limits,
-                      ApiKey.allow_ips, User.disabled).join(User, User.id == ApiKey.user_id)
-            .where(ApiKey.key_hash == hash_key(raw))).first()
+    row = db.session.execute(_KEY_LOOKUP, {"hash": hash_key(raw)}).first() if looks_like_key(raw) else None
     if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
         raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
-    caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()))
+    caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()),
+                    not row.unlimited_quota)
     if caller.allow_ips and not _ip_allowed(request.remote_addr, caller.allow_ips):
         raise GatewayError(403, "This API key may not be used from this IP address.", "permission_error", "ip_not_allowed")
     return caller
+
+
+_KEY_LOOKUP = (sa.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expires_at, ApiKey.model_limits,
+                         ApiKey.allow_ips, ApiKey.unlimited_quota, User.disabled)
+               .join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == sa.bindparam("hash")))
 
 
 def _ip_allowed(address, networks):

@@ -9,6 +9,7 @@ from gateway import pricing
 from gateway.errors import GatewayError
 from gateway.tokens import estimate_prompt
 from models import RequestLog, credit
+from models.user import utcnow
 
 
 def current_gateway():
@@ -59,7 +60,7 @@ class Turn:
             limit = body.get("max_completion_tokens") or body.get("max_tokens")
             amount = pricing.worst_case(candidates, prompt, limit if "messages" in body else 0)
         try:
-            credit.reserve(self.request_id, self.caller.user_id, self.caller.key_id, amount)
+            credit.reserve(self.request_id, self.caller.user_id, self.caller.key_id, amount, self.caller.key_limited)
         except credit.InsufficientCredit as exc:
             raise insufficient_credit(exc) from None
 
@@ -101,9 +102,14 @@ class Turn:
 
     def _log(self, **outcome):
         """Add the log row and commit: one transaction with the settlement."""
-        db.session.add(RequestLog(**self.fields, **outcome,
-                                  latency_ms=round((time.monotonic() - self.started) * 1000, 1)))
+        db.session.execute(_INSERT_LOG, {**self.fields, "model": None, "provider": None, "error": None,
+                                         "prompt_tokens": 0, "completion_tokens": 0, **outcome,
+                                         "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
+                                         "created_at": utcnow()})
         db.session.commit()
+
+
+_INSERT_LOG = RequestLog.__table__.insert()
 
 
 def _input_tokens(body):
