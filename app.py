@@ -1,5 +1,7 @@
 """Application factory: configuration → extensions → gateway → blueprints → CLI."""
 import os
+import threading
+import time
 
 import sqlalchemy as sa
 from flask import Flask
@@ -14,7 +16,8 @@ from gateway import config as gateway_config
 
 def create_app(test_config=None):
     """Build an app; `test_config` overrides everything (tests pass a temp database)."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_path=os.environ.get("GATEWAY_INSTANCE_PATH") or None,
+                instance_relative_config=True)
     app.config.from_object(Config)
     app.json.sort_keys = False
     app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "gateway.sqlite")
@@ -38,6 +41,28 @@ def create_app(test_config=None):
     with app.app_context():
         _prepare_database()
     return app
+
+
+def start_sweeper(app):
+    """Release, now and then, credit held by requests whose worker died before settling them.
+
+    Every worker runs one (a greenlet under gevent); releasing is exactly-once, so they may overlap.
+    """
+    from models import credit
+
+    older_than = app.config["RESERVATION_SWEEP_S"]
+
+    def sweep_forever():
+        while True:
+            time.sleep(max(5, older_than // 5))
+            with app.app_context():
+                try:
+                    credit.sweep(older_than)
+                except sa.exc.SQLAlchemyError:
+                    db.session.rollback()
+                    app.logger.exception("reservation sweep failed; will retry")
+
+    threading.Thread(target=sweep_forever, name="reservation-sweeper", daemon=True).start()
 
 
 def _from_environment(app):

@@ -1,10 +1,12 @@
 """The command-line contract of SPEC section 9: `flask --app app users|keys ...`."""
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from extensions import db
 from gateway import pricing
-from models import ApiKey, User, credit
+from models import ApiKey, RedemptionCode, User, credit
+from models.redemption import PACKAGES
 
 users_cli = AppGroup("users", help="Manage accounts.")
 keys_cli = AppGroup("keys", help="Manage gateway API keys.")
@@ -60,6 +62,31 @@ def grant_credits(username, amount, note):
         raise click.ClickException(f"cannot take back more than the available {pricing.to_credits(exc.available)}")
     db.session.commit()
     click.echo(f"{username}: balance {pricing.to_credits(balance)} credits")
+
+
+@credits_cli.command("codes")
+@click.option("--amount", type=click.FloatRange(min=0.01, max=1_000_000), help="Credits per code.")
+@click.option("--package", type=click.Choice(sorted(PACKAGES, key=float)),
+              help="A seed-003 package by its USD price (bonus included) instead of --amount.")
+@click.option("--count", default=1, type=click.IntRange(1, 10_000))
+@click.option("--batch", default="", help="A label to find the batch later.")
+def create_codes(amount, package, count, batch):
+    """Create redemption codes; each code is printed once, one per line, and only its hash is kept."""
+    if (amount is None) == (package is None):
+        raise click.ClickException("give exactly one of --amount or --package")
+    credits_each = PACKAGES[package] if package else amount
+    raws = RedemptionCode.create_batch(round(credits_each * pricing.MICRO_PER_USD), count,
+                                       batch or (f"package {package}" if package else ""))
+    db.session.commit()
+    click.echo("\n".join(raws))
+
+
+@credits_cli.command("sweep")
+@click.option("--older-than", default=None, type=click.IntRange(min=0), help="Seconds (default RESERVATION_SWEEP_S).")
+def sweep_reservations(older_than):
+    """Release credit held by requests whose worker died before settling them."""
+    seconds = older_than if older_than is not None else current_app.config["RESERVATION_SWEEP_S"]
+    click.echo(f"released {credit.sweep(seconds)} stale reservation(s)")
 
 
 def init_app(app):

@@ -10,6 +10,7 @@ if not os.environ.get("FLASK_RUN_FROM_CLI") and os.environ.get("GATEWAY_NO_GEVEN
 
     monkey.patch_all()
 
-from app import create_app  # noqa: E402
+from app import create_app, start_sweeper  # noqa: E402
 
 app = create_app()
+start_sweeper(app)

@@ -3,11 +3,15 @@
 
 def register_blueprints(app):
     from blueprints.api import bp as openai_bp
+    from blueprints.api.account import bp as account_bp
+    from blueprints.api.credit_chat import bp as credit_chat_bp
     from blueprints.api.messages import bp as anthropic_bp
     from blueprints.errors import register_error_handlers
     from blueprints.web import register_web
 
     app.register_blueprint(openai_bp)
     app.register_blueprint(anthropic_bp)
+    app.register_blueprint(account_bp)
+    app.register_blueprint(credit_chat_bp)
     register_web(app)
     register_error_handlers(app)

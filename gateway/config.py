@@ -85,6 +85,7 @@ class GatewaySettings:
     providers: dict
     models: dict                  # id -> ModelSettings, in file order
     groups: dict                  # name -> tuple of model ids, in file order
+    price_groups: dict = field(default_factory=lambda: {"default": 1.0})   # key group -> price ratio
 
 
 _DEMO_MODELS = {
@@ -136,7 +137,7 @@ def parse(data, environ):
         routing=_section(RoutingSettings, data, "routing"),
         retry=_section(RetrySettings, data, "retry"),
         breaker=_section(BreakerSettings, data, "circuit_breaker"),
-        providers=providers, models=models, groups=groups,
+        providers=providers, models=models, groups=groups, price_groups=_parse_price_groups(data.get("price_groups", {})),
     )
 
 
@@ -249,6 +250,17 @@ def _parse_groups(table, models):
                 raise ConfigError(f"[groups] {name}: {member!r} is not a configured model")
         groups[name] = tuple(members)
     return groups
+
+
+def _parse_price_groups(table):
+    """`[price_groups] vip = 0.8`: every price times the ratio of the key's group (`default` is 1)."""
+    _expect_table(table, "[price_groups]")
+    ratios = {"default": 1.0}
+    for name, ratio in table.items():
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or ratio < 0:
+            raise ConfigError(f"[price_groups] {name}: must be a non-negative number")
+        ratios[name] = float(ratio)
+    return ratios
 
 
 def _with_group(model, groups):

@@ -57,11 +57,14 @@ class InsufficientCredit(Exception):
 def reserve(request_id, user_id, key_id, amount, key_limited=True):
     """Hold `amount` against the user's balance and, for a limited key, its quota; commits.
 
+    Returns what the user has available after the hold (None when nothing needed holding).
+
     :raise InsufficientCredit: naming the limit that refused (nothing is held then).
     """
     if amount <= 0:
-        return False
-    if db.session.execute(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).rowcount != 1:
+        return None
+    held = db.session.execute(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).first()
+    if held is None:
         db.session.rollback()
         raise InsufficientCredit("user_balance", amount, available_balance(user_id))
     held_key = key_id if key_limited and key_id is not None else None
@@ -72,7 +75,7 @@ def reserve(request_id, user_id, key_id, amount, key_limited=True):
     db.session.execute(_RESERVATIONS.insert(), {"request_id": request_id, "user_id": user_id, "api_key_id": held_key,
                                                 "amount": amount, "status": HELD, "created_at": utcnow()})
     db.session.commit()
-    return True
+    return held.balance - held.reserved
 
 
 def settle(request_id, user_id, key_id, cost, description):
@@ -161,7 +164,7 @@ _RESERVATIONS, _LEDGER = Reservation.__table__, CreditTransaction.__table__
 _amount, _held, _charge = sa.bindparam("amount"), sa.bindparam("held"), sa.bindparam("charge")
 _HOLD_BALANCE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"),
                                          _USERS.c.balance - _USERS.c.reserved >= _amount)
-                 .values(reserved=_USERS.c.reserved + _amount))
+                 .values(reserved=_USERS.c.reserved + _amount).returning(_USERS.c.balance, _USERS.c.reserved))
 _HOLD_QUOTA = (sa.update(_KEYS).where(_KEYS.c.id == sa.bindparam("kid"),
                                       sa.or_(_KEYS.c.unlimited_quota.is_(True),
                                              _KEYS.c.remain_quota - _KEYS.c.reserved_quota >= _amount))

@@ -20,6 +20,7 @@ class Caller:
     model_limits: tuple
     allow_ips: tuple
     key_limited: bool = False      # the key has its own quota (not unlimited)
+    price_group: str = "default"
 
     def may_use(self, model_id):
         return not self.model_limits or model_id in self.model_limits
@@ -46,14 +47,14 @@ def authenticate():
     if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
         raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
     caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()),
-                    not row.unlimited_quota)
+                    not row.unlimited_quota, row.group)
     if caller.allow_ips and not _ip_allowed(request.remote_addr, caller.allow_ips):
         raise GatewayError(403, "This API key may not be used from this IP address.", "permission_error", "ip_not_allowed")
     return caller
 
 
 _KEY_LOOKUP = (sa.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expires_at, ApiKey.model_limits,
-                         ApiKey.allow_ips, ApiKey.unlimited_quota, User.disabled)
+                         ApiKey.allow_ips, ApiKey.unlimited_quota, ApiKey.group, User.disabled)
                .join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == sa.bindparam("hash")))
 
 

@@ -1,8 +1,9 @@
 """One request's bookkeeping, shared by every routed endpoint: the credit reservation before the
 upstream call, the settlement (or release) after it, the request-log row and the X-* headers."""
 import time
+from contextlib import nullcontext
 
-from flask import current_app, g
+from flask import current_app, g, has_app_context
 
 from extensions import db
 from gateway import pricing
@@ -49,7 +50,8 @@ class Turn:
         self.fields = {"request_id": self.request_id, "user_id": caller.user_id, "api_key_id": caller.key_id,
                        "endpoint": endpoint, "requested_model": requested_model[:200], "stream": stream}
         self.app = current_app._get_current_object()
-        self.charged, self.available, self.fixed_cost = 0, None, fixed_cost
+        self.charged, self.reserved, self.available, self.fixed_cost = None, 0, None, fixed_cost
+        self.ratio = current_gateway().settings.price_groups.get(caller.price_group, 1.0)
 
     def reserve(self, candidates, body):
         """Hold the worst case (prompt estimate + max tokens at the dearest candidate) or answer 402."""
@@ -58,15 +60,19 @@ class Turn:
         else:
             prompt = estimate_prompt(body["messages"]) if "messages" in body else _input_tokens(body)
             limit = body.get("max_completion_tokens") or body.get("max_tokens")
-            amount = pricing.worst_case(candidates, prompt, limit if "messages" in body else 0)
+            amount = pricing.worst_case(candidates, prompt, limit if "messages" in body else 0, self.ratio)
         try:
-            credit.reserve(self.request_id, self.caller.user_id, self.caller.key_id, amount, self.caller.key_limited)
+            self.available = credit.reserve(self.request_id, self.caller.user_id, self.caller.key_id, amount,
+                                            self.caller.key_limited)
+            self.reserved = amount
         except credit.InsufficientCredit as exc:
             raise insufficient_credit(exc) from None
+        finally:
+            db.session.close()      # no pooled connection is held while the upstream works
 
     def failed(self, exc):
         """Release the reservation and log the refusal or failure."""
-        with self.app.app_context():
+        with self._app_context():
             credit.release(self.request_id)
             self._log(status=exc.status, error=exc.message[:2000], attempts=[a.as_dict() for a in exc.attempts])
 
@@ -74,7 +80,7 @@ class Turn:
         """Charge the answering model's price for the real (or produced) usage, once, and log."""
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         cost = self._cost(model, prompt, completion, status)
-        with self.app.app_context():
+        with self._app_context():
             self.charged, self.available = credit.settle(self.request_id, self.caller.user_id, self.caller.key_id,
                                                          cost, f"{model.id}: {prompt} in / {completion} out")
             self._log(status=status, error=error, model=model.id, provider=model.provider,
@@ -84,21 +90,35 @@ class Turn:
     def _cost(self, model, prompt, completion, status):
         """Embeddings pay for input; an empty completion is free; a flat price is paid only when served whole."""
         if self.fields["endpoint"] == "embeddings":
-            return pricing.cost(model, prompt, 0)
+            return pricing.cost(model, prompt, 0, self.ratio)
         if completion == 0:
             return 0
         if self.fixed_cost is not None:
             return self.fixed_cost if status == 200 else 0
-        return pricing.cost(model, prompt, completion)
+        return pricing.cost(model, prompt, completion, self.ratio)
 
     def headers(self, model, attempts):
-        """The routing facts every answer carries, plus the credit facts on paid ones (SPEC 2.1)."""
+        """The routing facts every answer carries, plus the credit facts on paid ones (SPEC 2.1).
+
+        A stream's headers leave before its cost is known: they say what is held and what is left.
+        """
         headers = {"X-Gateway-Model": model.id, "X-Gateway-Provider": model.provider,
                    "X-Gateway-Attempts": str(sum(1 for a in attempts if a.kind != "skipped"))}
-        if self.available is not None:
+        if self.charged is not None and self.available is not None:
             headers["X-Credits-Charged"] = str(pricing.to_credits(self.charged))
+        elif self.reserved:
+            headers["X-Credits-Reserved"] = str(pricing.to_credits(self.reserved))
+        if self.available is not None:
             headers["X-Credits-Remaining"] = str(pricing.to_credits(self.available))
         return headers
+
+    def _app_context(self):
+        """The request's own context when there is one; a streamed body runs after it is gone.
+
+        Reusing it matters: a second context means a second session holding a second pooled
+        connection while the first is still checked out, which can exhaust the pool under load.
+        """
+        return nullcontext() if has_app_context() else self.app.app_context()
 
     def _log(self, **outcome):
         """Add the log row and commit: one transaction with the settlement."""

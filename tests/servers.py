@@ -1,0 +1,82 @@
+"""Real servers for tests that need them: a private PostgreSQL cluster and the gateway under gunicorn."""
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def postgres_bin():
+    """Debian's server binaries (apt-get install postgresql), or None when not installed."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return os.path.dirname(found[-1]) if found else None
+
+
+@contextmanager
+def postgres_server():
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port; yields its SQLAlchemy URL.
+
+    PostgreSQL refuses to run as root, so under root the cluster belongs to the `postgres` user.
+    """
+    bin_dir = postgres_bin()
+    data = tempfile.mkdtemp(prefix="gw-pg-")
+    as_user = []
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    run = lambda *cmd: subprocess.run(as_user + list(cmd), check=True, capture_output=True)  # noqa: E731
+    run(f"{bin_dir}/initdb", "-D", data, "-U", "gateway", "--auth=trust", "-E", "UTF8")
+    run(f"{bin_dir}/pg_ctl", "-D", data, "-w", "-l", f"{data}/server.log", "-o",
+        f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start")
+    try:
+        yield f"postgresql+psycopg://gateway@127.0.0.1:{port}/postgres"
+    finally:
+        run(f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop")
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@contextmanager
+def gunicorn_server(env, workers=2):
+    """The gateway as production runs it: gunicorn with gevent workers on a free port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+        cwd=ROOT, env={**os.environ, **env, "GATEWAY_WORKERS": str(workers)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(10)
+        process.stderr.close()
+
+
+def _wait_until_up(base, process, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            requests.get(base + "/v1/models", timeout=5)
+            return
+        except requests.RequestException:      # not listening yet, or a worker still booting
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not start")
