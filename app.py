@@ -12,6 +12,7 @@ from config import Config, ensure_instance_secrets
 from extensions import db, htmx, login_manager
 from gateway import Gateway
 from gateway import config as gateway_config
+from gateway.vault import Vault
 
 
 def create_app(test_config=None):
@@ -32,6 +33,7 @@ def create_app(test_config=None):
     settings = app.config["GATEWAY_SETTINGS"] or gateway_config.load(
         app.config["GATEWAY_CONFIG"] or os.path.join(app.instance_path, "gateway.toml"))
     app.extensions["gateway"] = Gateway(settings)
+    app.extensions["vault"] = Vault(app.config["GATEWAY_ENCRYPTION_KEYS"])
 
     db.init_app(app)
     login_manager.init_app(app)
@@ -83,6 +85,19 @@ def _prepare_database():
         engine.dispose()
     import models  # noqa: F401  (registers the tables)
     db.create_all()
+    _check_vault_reads_stored_keys()
+
+
+def _check_vault_reads_stored_keys():
+    """A wrong or missing encryption key is a start-up error, not a surprise on the first request."""
+    from flask import current_app
+
+    from models import UserProviderKey
+
+    sample = db.session.scalar(db.select(UserProviderKey.ciphertext).limit(1))
+    db.session.rollback()
+    if sample is not None:
+        current_app.extensions["vault"].decrypt(sample)
 
 
 def _sqlite_pragmas(dbapi_connection, _record):

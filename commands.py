@@ -5,12 +5,13 @@ from flask.cli import AppGroup
 
 from extensions import db
 from gateway import pricing
-from models import ApiKey, RedemptionCode, User, credit
+from models import ApiKey, RedemptionCode, User, UserProviderKey, credit
 from models.redemption import PACKAGES
 
 users_cli = AppGroup("users", help="Manage accounts.")
 keys_cli = AppGroup("keys", help="Manage gateway API keys.")
 credits_cli = AppGroup("credits", help="Manage credit balances.")
+provider_keys_cli = AppGroup("provider-keys", help="Manage users' stored provider keys.")
 
 
 @users_cli.command("create")
@@ -89,7 +90,19 @@ def sweep_reservations(older_than):
     click.echo(f"released {credit.sweep(seconds)} stale reservation(s)")
 
 
+@provider_keys_cli.command("rotate")
+def rotate_provider_keys():
+    """Re-encrypt every stored provider key with the first GATEWAY_ENCRYPTION_KEYS key (then drop the old one)."""
+    vault = current_app.extensions["vault"]
+    rows = db.session.scalars(db.select(UserProviderKey)).all()
+    for row in rows:
+        row.ciphertext = vault.rotate(row.ciphertext)
+    db.session.commit()
+    click.echo(f"re-encrypted {len(rows)} provider key(s) with the newest key")
+
+
 def init_app(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(credits_cli)
+    app.cli.add_command(provider_keys_cli)

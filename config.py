@@ -8,6 +8,7 @@ class Config:
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024        # images travel base64 in chat bodies
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    GATEWAY_ENCRYPTION_KEYS = None               # Fernet keys, newest first; generated into instance/ when unset
     REDIS_URL = None
     JWT_SECRET = None
     GATEWAY_CONFIG = None                        # defaults to instance/gateway.toml

@@ -15,6 +15,8 @@ DEFAULT_BASE_URLS = {
     "gigachat": "https://gigachat.devices.sberbank.ru/api/v1",
     "demo": "",
 }
+DEFAULT_AUTH_URLS = {"gigachat": "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"}
+DEFAULT_SCOPES = {"gigachat": "GIGACHAT_API_PERS"}
 
 
 class ConfigError(ValueError):
@@ -51,6 +53,7 @@ class ProviderKey:
     """An operator key: `id` is a non-secret label safe for logs, `secret` never leaves memory."""
     id: str
     secret: str = field(repr=False)
+    base_url: str | None = None   # a user's own endpoint for this provider (SSRF-checked), else the provider's
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class ProviderSettings:
     key_header: str = ""
     headers: tuple = ()           # extra (name, value) pairs sent upstream, e.g. anthropic-version
     enabled: bool = True
+    ca_bundle: str | None = None  # a CA file to verify the upstream with (GigaChat's Russian CA), never "off"
+    auth_url: str = ""            # GigaChat: the OAuth token endpoint
+    scope: str = ""               # GigaChat: the OAuth scope
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,7 @@ class GatewaySettings:
     models: dict                  # id -> ModelSettings, in file order
     groups: dict                  # name -> tuple of model ids, in file order
     price_groups: dict = field(default_factory=lambda: {"default": 1.0})   # key group -> price ratio
+    user_url_allowlist: tuple = ()   # hosts / CIDRs users' base URLs may reach despite the SSRF guard
 
 
 _DEMO_MODELS = {
@@ -138,6 +145,7 @@ def parse(data, environ):
         retry=_section(RetrySettings, data, "retry"),
         breaker=_section(BreakerSettings, data, "circuit_breaker"),
         providers=providers, models=models, groups=groups, price_groups=_parse_price_groups(data.get("price_groups", {})),
+        user_url_allowlist=_parse_allowlist(data.get("security", {})),
     )
 
 
@@ -177,7 +185,7 @@ def _parse_providers(table, environ):
 def _parse_provider(name, spec, environ):
     where = f"[providers.{name}]"
     _expect_table(spec, where)
-    allowed = {"type", "base_url", "api_keys", "key_header", "headers", "enabled"}
+    allowed = {"type", "base_url", "api_keys", "key_header", "headers", "enabled", "ca_bundle", "auth_url", "scope"}
     for key in spec:
         if key not in allowed:
             raise ConfigError(f"{where} {key}: unknown setting")
@@ -193,11 +201,18 @@ def _parse_provider(name, spec, environ):
     keys = tuple(_resolve_key(name, i, raw, environ, where) for i, raw in enumerate(raw_keys))
     headers = spec.get("headers", {})
     _expect_table(headers, f"{where} headers")
+    ca_bundle = spec.get("ca_bundle")
+    if ca_bundle is not None and not (isinstance(ca_bundle, str) and os.path.isfile(ca_bundle)):
+        raise ConfigError(f"{where} ca_bundle: must be the path of an existing CA file (got {ca_bundle!r})")
+    auth_url = spec.get("auth_url", DEFAULT_AUTH_URLS.get(family, ""))
+    if auth_url and not (isinstance(auth_url, str) and auth_url.startswith(("http://", "https://"))):
+        raise ConfigError(f"{where} auth_url: must be an http(s) URL (got {auth_url!r})")
     return ProviderSettings(
         name=name, type=family, base_url=base_url.rstrip("/"), keys=tuple(k for k in keys if k),
         key_header=spec.get("key_header", f"X-{name.capitalize()}-API-Key"),
         headers=tuple((str(k), str(v)) for k, v in headers.items()),
-        enabled=bool(spec.get("enabled", True)),
+        enabled=bool(spec.get("enabled", True)), ca_bundle=ca_bundle, auth_url=auth_url,
+        scope=str(spec.get("scope", DEFAULT_SCOPES.get(family, ""))),
     )
 
 
@@ -261,6 +276,18 @@ def _parse_price_groups(table):
             raise ConfigError(f"[price_groups] {name}: must be a non-negative number")
         ratios[name] = float(ratio)
     return ratios
+
+
+def _parse_allowlist(table):
+    """`[security] user_url_allowlist = ["10.0.0.0/8", "llm.internal"]`."""
+    _expect_table(table, "[security]")
+    unknown = set(table) - {"user_url_allowlist"}
+    if unknown:
+        raise ConfigError(f"[security] {sorted(unknown)[0]}: unknown setting")
+    entries = table.get("user_url_allowlist", [])
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
+        raise ConfigError("[security] user_url_allowlist: must be a list of host names or CIDR ranges")
+    return tuple(entries)
 
 
 def _with_group(model, groups):

@@ -49,6 +49,12 @@ class Breakers:
                 entry["opened_at"] = self.clock()
                 entry["probing"] = False
 
+    def provider_usable(self, provider):
+        """False only when every known circuit of the provider's models is open (no probe needed)."""
+        with self._lock:
+            states = [e["state"] for name, e in self._state.items() if name.startswith(provider + "/")]
+        return not states or any(state != OPEN for state in states)
+
     def snapshot(self):
         """A JSON-ready view for /health/circuit-breakers."""
         with self._lock:

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import chain
 
-from gateway import errors
+from gateway import errors, ssrf
 from gateway.health import Breakers, KeyHealth
 from gateway.providers.base import Target
 from gateway.tokens import estimate_text
@@ -25,6 +25,7 @@ class Attempt:
     latency_ms: float = 0.0
     error: str | None = None
     kind: str | None = None
+    retry_after: float | None = None
 
     def as_dict(self):
         return {"model": self.model, "provider": self.provider, "key_id": self.key_id, "status": self.status,
@@ -51,25 +52,25 @@ class Router:
         self.key_health = KeyHealth(clock)
 
     # --- public entry points ---------------------------------------------------------------
-    def complete(self, candidates, body, key_overrides=None):
+    def complete(self, candidates, body, request_keys=None):
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
         def call(target, adapter, timeout):
             return adapter.complete(target, body, timeout)
 
-        result, model, attempts = self._run(candidates, call, deadline, key_overrides)
+        result, model, attempts = self._run(candidates, call, deadline, request_keys)
         return RouteResult(result, model, attempts, result.get("usage") or {})
 
-    def embed(self, candidates, body, key_overrides=None):
+    def embed(self, candidates, body, request_keys=None):
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
         def call(target, adapter, timeout):
             return adapter.embed(target, body, timeout)
 
-        result, model, attempts = self._run(candidates, call, deadline, key_overrides)
+        result, model, attempts = self._run(candidates, call, deadline, request_keys)
         return RouteResult(result, model, attempts, result.get("usage") or {})
 
-    def stream(self, candidates, body, key_overrides=None, include_usage=False):
+    def stream(self, candidates, body, request_keys=None, include_usage=False):
         """Open a stream, falling back until one candidate produced its first content chunk."""
         routing = self.settings.routing
         deadline = self.clock() + routing.request_timeout_s
@@ -85,11 +86,11 @@ class Router:
                 raise
             return head, upstream
 
-        (head, upstream), model, attempts = self._run(candidates, call, deadline, key_overrides)
+        (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys)
         return StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage)
 
     # --- the policy ------------------------------------------------------------------------
-    def _run(self, candidates, call, deadline, key_overrides):
+    def _run(self, candidates, call, deadline, request_keys):
         """Try each candidate model in order; for each, its keys in priority order.
 
         - REQUEST errors (400/404/413/422) are answered at once: the request itself is wrong.
@@ -104,7 +105,7 @@ class Router:
         for model in candidates:
             provider = self.settings.providers[model.provider]
             adapter = self.adapters[provider.type]
-            keys = self._keys_for(provider, key_overrides)
+            keys = self._keys_for(provider, request_keys)
             outcome = self._try_model(model, provider, adapter, keys, call, deadline, attempts)
             if outcome is not None:
                 return outcome, model, attempts
@@ -138,8 +139,11 @@ class Router:
                 outcome = call(Target(provider, model, key), adapter,
                                (self.settings.routing.connect_timeout_s, remaining))
             except errors.UpstreamError as exc:
+                if key is not None and key.secret in exc.message:     # an upstream that echoes the key back
+                    exc.message = exc.message.replace(key.secret, "[redacted]")
                 attempt.latency_ms = (self.clock() - started) * 1000
                 attempt.status, attempt.error, attempt.kind = exc.status, exc.message, exc.kind
+                attempt.retry_after = exc.retry_after
                 self._record_failure(exc, circuit, key, attempts)
                 if exc.retryable:
                     retries += 1
@@ -171,12 +175,23 @@ class Router:
             self.breakers.failure(circuit)
             self.breakers.failure(f"key:{key.id}")
 
-    def _keys_for(self, provider, key_overrides):
-        """A request-supplied key comes first, then the operator's keys; keyless families get [None]."""
+    def _keys_for(self, provider, request_keys):
+        """The request's own keys (header, then the user's, in priority order) before the operator's.
+
+        Keyless families get [None]. A user's key with its own base URL is checked against SSRF
+        again here, at call time: one that now resolves inward is dropped.
+        """
         if provider.type == "demo":
             return [None]
-        override = (key_overrides or {}).get(provider.name)
-        return ([override] if override else []) + list(provider.keys)
+        own = [k for k in (request_keys or {}).get(provider.name, ()) if k.base_url is None or self._safe(k.base_url)]
+        return own + list(provider.keys)
+
+    def _safe(self, url):
+        try:
+            ssrf.check_url(url, self.settings.user_url_allowlist)
+        except ssrf.UnsafeURL:
+            return False
+        return True
 
     def _pick_key(self, keys, used):
         """Prefer a usable key not yet tried in this request; else retry a usable tried one."""

@@ -1,9 +1,12 @@
 """One entity per module; importing this package registers every table."""
-from models import credit, redemption
+from models import activity_log, credit, redemption
+from models.activity_log import ActivityLog
 from models.api_key import ApiKey
 from models.credit import CreditTransaction, Reservation
+from models.provider_key import UserProviderKey
 from models.redemption import RedemptionCode
 from models.request_log import RequestLog
 from models.user import User
 
-__all__ = ["ApiKey", "CreditTransaction", "RedemptionCode", "RequestLog", "Reservation", "User", "credit", "redemption"]
+__all__ = ["ActivityLog", "ApiKey", "CreditTransaction", "RedemptionCode", "RequestLog", "Reservation", "User",
+           "UserProviderKey", "activity_log", "credit", "redemption"]

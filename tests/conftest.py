@@ -1,4 +1,6 @@
 """Fixtures: a fresh app and database per test, real fake upstreams, users and keys."""
+import os
+
 import pytest
 
 from app import create_app
@@ -6,6 +8,8 @@ from extensions import db
 from fake_upstream import FakeUpstream
 from gateway import config as gateway_config
 from models import ApiKey, User
+
+TEST_ENCRYPTION_KEY = "mNWF5m0f2zcz1V9sOYYdO1pq0iXeAbqsXtt3pY4vA4A="     # tests only; never a real key
 
 
 @pytest.fixture
@@ -16,7 +20,7 @@ def make_app(tmp_path):
         return create_app({
             "TESTING": True, "SECRET_KEY": "test-secret",
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'gateway.sqlite'}",
-            "GATEWAY_SETTINGS": settings, **overrides,
+            "GATEWAY_SETTINGS": settings, "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, **overrides,
         })
     return build
 
@@ -65,3 +69,16 @@ def api_key(app):
 @pytest.fixture
 def auth(api_key):
     return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the tests that need one (skipped only where it is not installed)."""
+    from servers import postgres_bin, postgres_server
+
+    if postgres_bin() is None:
+        if os.environ.get("GATEWAY_REQUIRE_POSTGRES") == "1":
+            pytest.fail("PostgreSQL is required here (apt-get install postgresql)")
+        pytest.skip("PostgreSQL server binaries are not installed")
+    with postgres_server() as url:
+        yield url

@@ -51,6 +51,15 @@ def postgres_server():
         shutil.rmtree(data, ignore_errors=True)
 
 
+def create_database(postgres_url, name):
+    """A new empty database on the test server; returns its SQLAlchemy URL."""
+    import psycopg
+
+    with psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
 @contextmanager
 def gunicorn_server(env, workers=2):
     """The gateway as production runs it: gunicorn with gevent workers on a free port."""

@@ -6,52 +6,17 @@ units (500,000 = 1 USD) and balances seed 004's credits (1 credit = 1 USD).
 from datetime import timezone
 
 from flask import Blueprint, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
-from blueprints.api.auth import authenticate
+from blueprints.api.detail import MAX_PAGE, detail_api, int_arg
 from extensions import db
 from gateway import pricing
 from gateway.errors import GatewayError
 from models import ApiKey, CreditTransaction, RequestLog, User, redemption
 
 bp = Blueprint("account_api", __name__)
-MAX_PAGE = 100
 
 
-@bp.before_request
-def require_key():
-    g.caller = authenticate()
-
-
-@bp.errorhandler(GatewayError)
-def gateway_error(exc):
-    return detail_error(exc.status, exc.message, exc.code or exc.type)
-
-
-@bp.errorhandler(HTTPException)
-def http_error(exc):
-    return detail_error(exc.code, exc.description, exc.name.lower().replace(" ", "_"))
-
-
-def detail_error(status, message, error_type):
-    response = jsonify({"detail": message, "code": status, "error_type": error_type})
-    response.status_code = status
-    return response
-
-
-def int_arg(name, default, low, high):
-    """A bounded integer query parameter.
-
-    :raise GatewayError: 400 naming the parameter.
-    """
-    raw = request.args.get(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise GatewayError(400, f"'{name}' must be an integer.", code="invalid_parameter") from None
-    if not low <= value <= high:
-        raise GatewayError(400, f"'{name}' must be between {low} and {high}.", code="invalid_parameter")
-    return value
+detail_api(bp)
 
 
 def owned_key(key_id):

@@ -7,7 +7,7 @@ from flask import request
 
 from extensions import db
 from gateway.errors import GatewayError
-from models import ApiKey, User
+from models import ApiKey, User, UserProviderKey
 from models.api_key import hash_key, looks_like_key
 from models.user import utcnow
 
@@ -21,6 +21,7 @@ class Caller:
     allow_ips: tuple
     key_limited: bool = False      # the key has its own quota (not unlimited)
     price_group: str = "default"
+    has_provider_keys: bool = False
 
     def may_use(self, model_id):
         return not self.model_limits or model_id in self.model_limits
@@ -47,14 +48,15 @@ def authenticate():
     if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
         raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
     caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()),
-                    not row.unlimited_quota, row.group)
+                    not row.unlimited_quota, row.group, row.has_provider_keys)
     if caller.allow_ips and not _ip_allowed(request.remote_addr, caller.allow_ips):
         raise GatewayError(403, "This API key may not be used from this IP address.", "permission_error", "ip_not_allowed")
     return caller
 
 
 _KEY_LOOKUP = (sa.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expires_at, ApiKey.model_limits,
-                         ApiKey.allow_ips, ApiKey.unlimited_quota, ApiKey.group, User.disabled)
+                         ApiKey.allow_ips, ApiKey.unlimited_quota, ApiKey.group, User.disabled,
+                         sa.exists().where(UserProviderKey.user_id == ApiKey.user_id).label("has_provider_keys"))
                .join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == sa.bindparam("hash")))
 
 

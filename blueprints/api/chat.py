@@ -3,7 +3,7 @@ import time
 
 from flask import Response, g, jsonify
 
-from blueprints.api import bp, read_json_body
+from blueprints.api import bp, own_keys, read_json_body
 from blueprints.api.auth import authenticate
 from blueprints.api.records import Turn, current_gateway, routable
 from gateway import validation
@@ -28,18 +28,26 @@ def chat_completions_stream():
 def route_chat(caller, body, turn, stream, include_usage=False):
     """Reserve credit, then route: a StreamSession when streaming, else a RouteResult.
 
+    The request's own provider keys (header, the user's) go first; what failover learnt about
+    the user's keys is saved and logged as soon as routing is decided.
+
     :raise GatewayError: refusals and failures, after releasing the reservation and logging.
     """
     router = current_gateway().router
     try:
         candidates = routable(caller, body["model"], "chat", body.get("models"))
+        keys = own_keys.request_keys(caller, candidates)
         turn.reserve(candidates, body)
         if stream:
-            return router.stream(candidates, body, include_usage=include_usage)
-        return router.complete(candidates, body)
+            outcome = router.stream(candidates, body, keys, include_usage=include_usage)
+        else:
+            outcome = router.complete(candidates, body, keys)
     except GatewayError as exc:
+        own_keys.apply_failover(caller.user_id, exc.attempts)
         turn.failed(exc)
         raise
+    own_keys.apply_failover(caller.user_id, outcome.attempts)
+    return outcome
 
 
 def _chat(always_stream):

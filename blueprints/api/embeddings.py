@@ -1,7 +1,7 @@
 """POST /v1/embeddings, routed like chat (OpenAI-compatible, Gemini and demo upstreams)."""
 from flask import jsonify
 
-from blueprints.api import bp, read_json_body
+from blueprints.api import bp, own_keys, read_json_body
 from blueprints.api.auth import authenticate
 from blueprints.api.records import Turn, current_gateway, routable
 from gateway import validation
@@ -17,7 +17,7 @@ def create_embeddings():
     try:
         candidates = routable(caller, body["model"], "embedding")
         turn.reserve(candidates, body)
-        result = current_gateway().router.embed(candidates, body)
+        result = current_gateway().router.embed(candidates, body, own_keys.request_keys(caller, candidates))
     except GatewayError as exc:
         turn.failed(exc)
         raise

@@ -38,7 +38,7 @@ class AnthropicAdapter(ProviderAdapter):
         headers = {**dict(target.provider.headers), "anthropic-version": API_VERSION}
         if target.key is not None:
             headers["x-api-key"] = target.key.secret
-        return HttpCall(f"{target.provider.base_url}/v1/messages", headers, payload)
+        return HttpCall(f"{target.base_url}/v1/messages", headers, payload)
 
     def parse_chat(self, payload, target):
         if not isinstance(payload.get("content"), list):

@@ -24,6 +24,11 @@ class Target:
     model: object                 # config.ModelSettings
     key: object = None            # config.ProviderKey or None
 
+    @property
+    def base_url(self):
+        """Where this attempt goes: the key's own endpoint (a user's, checked against SSRF) or the provider's."""
+        return (self.key.base_url if self.key is not None and self.key.base_url else None) or self.provider.base_url
+
 
 @dataclass
 class HttpCall:
@@ -32,6 +37,7 @@ class HttpCall:
     headers: dict
     json: dict
     params: dict = field(default_factory=dict)
+    verify: object = True         # True, or the path of a CA bundle (never False)
 
 
 @dataclass
@@ -112,7 +118,7 @@ class ProviderAdapter:
         """POST the call; redirects are never followed (a redirect could carry the key away)."""
         try:
             response = self.session.post(call.url, json=call.json, headers=call.headers, params=call.params,
-                                         timeout=timeout, stream=True, allow_redirects=False)
+                                         timeout=timeout, stream=True, allow_redirects=False, verify=call.verify)
         except requests.Timeout:
             raise errors.UpstreamError(errors.TIMEOUT, "upstream timed out") from None
         except requests.RequestException as exc:

@@ -115,7 +115,7 @@ class GeminiAdapter(ProviderAdapter):
         return super().classify(status, payload)
 
     def _url(self, target, method):
-        return f"{target.provider.base_url}/v1beta/models/{_safe_name(target.model.upstream_name)}:{method}"
+        return f"{target.base_url}/v1beta/models/{_safe_name(target.model.upstream_name)}:{method}"
 
     def _headers(self, target):
         headers = dict(target.provider.headers)

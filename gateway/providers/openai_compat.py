@@ -21,7 +21,7 @@ class OpenAICompatAdapter(ProviderAdapter):
         if stream:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}   # we always need usage to bill
-        return HttpCall(f"{target.provider.base_url}/chat/completions", self._headers(target), payload)
+        return HttpCall(f"{target.base_url}/chat/completions", self._headers(target), payload)
 
     def parse_chat(self, payload, target):
         if not isinstance(payload.get("choices"), list):
@@ -41,7 +41,7 @@ class OpenAICompatAdapter(ProviderAdapter):
     def embeddings_call(self, target, body):
         payload = {k: body[k] for k in ("input", "encoding_format", "dimensions", "user") if k in body}
         payload["model"] = target.model.upstream_name
-        return HttpCall(f"{target.provider.base_url}/embeddings", self._headers(target), payload)
+        return HttpCall(f"{target.base_url}/embeddings", self._headers(target), payload)
 
     def parse_embeddings(self, payload, target):
         if not isinstance(payload.get("data"), list):

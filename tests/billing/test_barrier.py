@@ -1,48 +1,29 @@
 """The barrier test: balance for exactly one request, 20 concurrent requests, real gunicorn workers,
 on SQLite and on a real PostgreSQL server. At most one reaches the upstream; money adds up."""
-import os
 import threading
 
-import psycopg
 import pytest
 import requests
 import sqlalchemy as sa
 
 from app import create_app
-from conftest import make_key, make_user
+from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
 from extensions import db
 from fake_upstream import Fault
 from ledger import MICRO, money
 from models import credit
-from servers import gunicorn_server, postgres_bin, postgres_server
+from servers import create_database, gunicorn_server
 
 CONCURRENT = 20
 PRICE = 0.01                               # USD per request: the reservation is exactly this
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    if postgres_bin() is None:
-        if os.environ.get("GATEWAY_REQUIRE_POSTGRES") == "1":
-            pytest.fail("PostgreSQL is required here (apt-get install postgresql)")
-        pytest.skip("PostgreSQL server binaries are not installed")
-    with postgres_server() as url:
-        yield url
-
-
-def fresh_database(kind, postgres_url, tmp_path, name):
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-    with psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_concurrent_requests_never_spend_more_than_the_balance(request, kind, workers, tmp_path, upstream):
     postgres_url = request.getfixturevalue("postgres") if kind == "postgresql" else None
-    database = fresh_database(kind, postgres_url, tmp_path, f"barrier_{workers}")
+    database = (create_database(postgres_url, f"barrier_{workers}") if kind == "postgresql"
+                else f"sqlite:///{tmp_path / 'gateway.sqlite'}")
     config = tmp_path / "gateway.toml"
     config.write_text(f"""
 [demo]
@@ -58,7 +39,7 @@ provider = "openai"
 per_request = {PRICE}
 """)
     app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config)})
+                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
     user_id = make_user(app)
     key = make_key(app, user_id)
     with app.app_context():
@@ -66,6 +47,7 @@ per_request = {PRICE}
         db.session.commit()
     upstream.script(Fault.slow(0.3))                  # the first request is still in flight when the rest arrive
     env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
+           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
            "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     barrier, statuses = threading.Barrier(CONCURRENT), []
 
