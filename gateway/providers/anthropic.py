@@ -4,7 +4,7 @@ import json
 
 from gateway import errors
 from gateway.providers.base import HttpCall, ProviderAdapter, json_event
-from gateway.providers.convert import chunk, split_data_url, text_of, tool_arguments
+from gateway.providers.convert import add_turn, chunk, split_data_url, text_of, tool_arguments
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096         # Anthropic requires max_tokens; OpenAI callers often omit it
@@ -116,10 +116,7 @@ def to_anthropic_messages(messages):
                 function = call.get("function") or {}
                 blocks.append({"type": "tool_use", "id": call.get("id"), "name": function.get("name"),
                                "input": tool_arguments(function.get("arguments"))})
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"] += blocks          # Anthropic wants alternating turns: merge
-        else:
-            turns.append({"role": role, "content": blocks})
+        add_turn(turns, role, blocks, "content")
     return "\n\n".join(s for s in system if s), turns
 
 

@@ -31,6 +31,14 @@ def split_data_url(url):
     return None
 
 
+def add_turn(turns, role, items, field):
+    """Append a turn; a second one from the same role is merged (these families want alternation)."""
+    if turns and turns[-1]["role"] == role:
+        turns[-1][field] += items
+    else:
+        turns.append({"role": role, field: items})
+
+
 def chunk(delta, finish_reason=None):
     """An OpenAI chunk body (the router adds id, model and created)."""
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}

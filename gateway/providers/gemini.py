@@ -5,7 +5,7 @@ import urllib.parse
 
 from gateway import errors
 from gateway.providers.base import HttpCall, ProviderAdapter, json_event
-from gateway.providers.convert import chunk, split_data_url, text_of, tool_arguments
+from gateway.providers.convert import add_turn, chunk, split_data_url, text_of, tool_arguments
 from gateway.tokens import estimate_text
 
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
@@ -144,10 +144,7 @@ def to_gemini_contents(messages):
                 call_names[call.get("id")] = function.get("name")
                 parts.append({"functionCall": {"name": function.get("name"),
                                                "args": tool_arguments(function.get("arguments"))}})
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"] += parts
-        else:
-            contents.append({"role": role, "parts": parts})
+        add_turn(contents, role, parts, "parts")
     return "\n\n".join(s for s in system if s), contents
 
 
