@@ -29,6 +29,8 @@ def create_app(test_config=None):
     else:
         app.config.from_mapping(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
 
     settings = app.config["GATEWAY_SETTINGS"] or gateway_config.load(
         app.config["GATEWAY_CONFIG"] or os.path.join(app.instance_path, "gateway.toml"))

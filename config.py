@@ -4,7 +4,7 @@
 class Config:
     """Safe defaults. `create_app` layers instance/config.py, the environment and test overrides on top."""
 
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS = {}                # create_app adds pool_pre_ping for server databases
     MAX_CONTENT_LENGTH = 20 * 1024 * 1024        # images travel base64 in chat bodies
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
