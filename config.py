@@ -15,6 +15,7 @@ class Config:
     GATEWAY_SETTINGS = None                      # tests may pass parsed settings directly
     CREDITS_PER_REQUEST = 1                      # seed 003: POST /api/v1/chat
     CREDITS_PER_BATCH_REQUEST = 2                # seed 003: POST /api/v1/chat?batch=1
+    LOGIN_RATE_LIMIT = "10 per minute"           # POST /login per client address
     RESERVATION_SWEEP_S = 300                    # a reservation older than this was left by a dead worker
 
 

@@ -2,6 +2,7 @@
 from models import activity_log, credit, redemption
 from models.activity_log import ActivityLog
 from models.api_key import ApiKey
+from models.conversation import ChatMessage, Conversation  # noqa: F401  (web chat history)
 from models.credit import CreditTransaction, Reservation
 from models.provider_key import UserProviderKey
 from models.redemption import RedemptionCode

@@ -1,0 +1,69 @@
+// Small behaviours the pages need; kept here because the CSP allows no inline script.
+(function () {
+  "use strict";
+
+  // Copy buttons: <button data-copy="#selector"> copies that input's value.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var field = document.querySelector(button.getAttribute("data-copy"));
+    if (!field) return;
+    field.select();
+    var done = function () { button.textContent = "Copied"; };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, function () { document.execCommand("copy"); done(); });
+    } else {
+      document.execCommand("copy");
+      done();
+    }
+  });
+
+  document.addEventListener("focusin", function (event) {
+    if (event.target.matches && event.target.matches("[data-select-on-focus]")) event.target.select();
+  });
+
+  // Stop: swap the live bubble out through htmx, whose cleanup closes its EventSource; the server
+  // then sees the disconnect, hangs up on the upstream and keeps (and bills) what was written so far.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-stop]");
+    if (!button) return;
+    var live = button.closest("[sse-connect]");
+    if (!live) return;
+    var stopped = document.createElement("article");
+    stopped.className = "msg msg-assistant";
+    stopped.id = live.id;
+    stopped.setAttribute("data-status", "stopped");
+    var body = document.createElement("div");
+    body.className = "msg-body msg-streaming";
+    body.textContent = live.querySelector("[data-stream-body]").textContent;
+    var note = document.createElement("footer");
+    note.className = "msg-meta";
+    note.textContent = "Stopped. What was written so far is saved; reload to see it formatted.";
+    stopped.appendChild(body);
+    stopped.appendChild(note);
+    live.removeAttribute("id");
+    live.parentNode.insertBefore(stopped, live);
+    htmx.swap(live, "", { swapStyle: "delete" });
+  });
+
+  // Composer: Ctrl/Cmd+Enter sends; the text box empties once the question is accepted.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.closest("#composer")) {
+      event.preventDefault();
+      event.target.closest("form").requestSubmit();
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var form = event.detail.elt;
+    if (form.id === "composer" && event.detail.successful) {
+      form.querySelector("textarea").value = "";
+      scrollMessages();
+    }
+  });
+
+  function scrollMessages() {
+    var messages = document.getElementById("messages");
+    if (messages) messages.lastElementChild && messages.lastElementChild.scrollIntoView({ block: "end" });
+  }
+  document.addEventListener("htmx:sseMessage", scrollMessages);
+})();

@@ -1,0 +1,147 @@
+"""The chat stream against a real fake upstream: one upstream call per answer, fallback, failures, stop."""
+import sqlalchemy as sa
+import pytest
+from helpers import gateway_config
+from web_client import ask, new_conversation, stream, web  # noqa: F401  (web is a fixture)
+from web_checks import live_markup, named_events
+
+from extensions import db
+from fake_upstream import Fault
+from models import RequestLog, User
+from models.conversation import ChatMessage
+
+
+@pytest.fixture
+def app(make_app, upstream):
+    return make_app(gateway_config(upstream, ["m1", "m2"], groups={"main": ["m1", "m2"]}))
+
+
+def answer(app):
+    with app.app_context():
+        row = db.session.scalars(sa.select(ChatMessage).where(ChatMessage.role == "assistant")
+                                 .order_by(ChatMessage.id.desc())).first()
+        db.session.expunge(row)
+        return row
+
+
+def token_text(events):
+    return "".join(data.removeprefix("<span>").removesuffix("</span>") for name, data in events if name == "token")
+
+
+def test_answer_streams_from_the_upstream_with_history_and_usage(app, web, upstream):
+    alice = web("alice")
+    conversation_id = new_conversation(alice, "m1")
+    stream(alice, ask(alice, conversation_id, "first question", model="m1"))
+    events = stream(alice, ask(alice, conversation_id, "second question", model="m1"))
+    assert token_text(events) == "Hello from the fake upstream" and events[-1][0] == "done"
+    assert len(upstream.requests) == 2
+    sent = upstream.requests[1].body
+    assert sent["stream"] is True and sent["messages"] == [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "Hello from the fake upstream"},
+        {"role": "user", "content": "second question"}]
+    row = answer(app)
+    assert (row.status, row.model, row.attempts, row.prompt_tokens, row.completion_tokens) == ("done", "m1", 1, 12, 7)
+    assert "12 in / 7 out tokens" in events[-1][1]
+
+
+def test_reconnecting_stream_never_calls_the_upstream_twice(app, web, upstream):
+    """A second GET while the first still streams, and another after it ended: one upstream request."""
+    upstream.script(Fault.paced(0.1), model="m1")
+    alice = web("alice")
+    url = ask(alice, new_conversation(alice, "m1"), "count to five", model="m1")
+    first = alice.get(url, buffered=False)
+    body = iter(first.response)
+    received = [next(body), next(body)]                 # the ping, then the first token
+    assert b"event: token" in received[1]
+    with alice.get(url) as during:
+        events = named_events(during.get_data())
+    assert [name for name, _ in events] == ["done"] and "still being written" in events[0][1]
+    received += list(body)
+    first.close()
+    assert len(upstream.requests) == 1
+    assert token_text(named_events(b"".join(received))) == "Hello from the fake upstream"
+    after = stream(alice, url)
+    assert [name for name, _ in after] == ["done"] and "Hello from the fake upstream" in after[0][1]
+    assert len(upstream.requests) == 1
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count(RequestLog.id))) == 1
+
+
+def test_failing_model_falls_back_and_the_bubble_says_who_answered(app, web, upstream):
+    upstream.script(Fault.status(500), model="m1")
+    alice = web("alice")
+    events = stream(alice, ask(alice, new_conversation(alice, "m1"), "hi", model="m1"))
+    row = answer(app)
+    assert row.model == "m2" and row.attempts >= 2 and row.status == "done"
+    assert f"Answered by <strong class=\"msg-model\">m2</strong>" in events[-1][1]
+    assert f"· {row.attempts} attempts" in events[-1][1]
+
+
+def test_upstream_failure_before_the_first_token_is_shown(app, web, upstream):
+    upstream.script(Fault.status(500))
+    alice = web("alice")
+    events = stream(alice, ask(alice, new_conversation(alice, "m1"), "hi", model="m1"))
+    assert [name for name, _ in events] == ["done"]
+    assert "All upstream attempts failed" in events[0][1] and 'role="alert"' in events[0][1]
+    row = answer(app)
+    assert row.status == "error" and row.content == "" and row.attempts >= 2
+    with app.app_context():
+        user = db.session.scalar(sa.select(User))
+        assert user.reserved == 0
+        assert db.session.scalar(sa.select(RequestLog.status)) in (502, 503)
+
+
+def test_stream_broken_midway_keeps_the_text_and_shows_the_error(app, web, upstream):
+    upstream.script(Fault.in_stream_error(after=2))
+    alice = web("alice")
+    events = stream(alice, ask(alice, new_conversation(alice, "m1"), "hi", model="m1"))
+    partial = token_text(events)
+    assert partial and "Hello from the fake upstream".startswith(partial) and partial != "Hello from the fake upstream"
+    assert "The upstream stream broke" in events[-1][1]
+    row = answer(app)
+    assert (row.status, row.content) == ("error", partial)
+    assert len(upstream.requests) == 1                 # never retried after text was sent
+
+
+def test_closing_the_stream_stops_the_upstream_and_keeps_the_partial_answer(app, web, upstream):
+    """What the Stop button does: the EventSource closes, the server hangs up on the upstream."""
+    upstream.script(Fault.paced(0.3), model="m1")
+    alice = web("alice")
+    response = alice.get(ask(alice, new_conversation(alice, "m1"), "long answer", model="m1"), buffered=False)
+    body = iter(response.response)
+    assert next(body) == b": ping\n\n"
+    first_token = next(body)
+    response.close()
+    assert upstream.wait_for_hangup(0)
+    row = answer(app)
+    assert row.status == "stopped" and row.content and row.content in "Hello from the fake upstream"
+    assert row.content.startswith(token_text(named_events(first_token)))
+    with app.app_context():
+        log = db.session.scalar(sa.select(RequestLog))
+        assert (log.status, log.error) == (499, "client disconnected")
+    assert "· stopped" in alice.get(f"/chat/{row.conversation_id}").get_data(as_text=True)
+
+
+def test_model_output_is_rendered_inert(app, web, upstream):
+    upstream.reply_text = ('<script>alert(1)</script> <img src=x onerror=alert(1)> [x](javascript:alert(1)) '
+                           '<div hx-get="/x">y</div>')
+    upstream.chunks = 9
+    alice = web("alice")
+    conversation_id = new_conversation(alice, "m1")
+    events = stream(alice, ask(alice, conversation_id, "be evil", model="m1"))
+    assert all(live_markup(data) == [] for _, data in events)
+    assert token_text(events).startswith("&lt;script&gt;")
+    assert live_markup(alice.get(f"/chat/{conversation_id}").get_data(as_text=True)) == []
+
+
+def test_priced_model_without_credit_says_so(make_app, upstream, web):
+    """The chat pays like the API: with no balance, a priced model answers 402 in the bubble."""
+    app = make_app(gateway_config(upstream, {"paid": {"provider": "openai", "input_per_mtok": 3.0,
+                                                      "output_per_mtok": 15.0}}))
+    from web_client import WebUser
+    alice = WebUser(app.test_client())
+    alice.register("alice")
+    events = stream(alice, ask(alice, new_conversation(alice, "paid"), "hi", model="paid"))
+    assert "Insufficient credit" in events[-1][1]
+    assert upstream.requests == []
