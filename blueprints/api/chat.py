@@ -5,7 +5,7 @@ from flask import Response, g, jsonify
 
 from blueprints.api import bp, own_keys, read_json_body
 from blueprints.api.auth import authenticate
-from blueprints.api.records import Turn, current_gateway, routable
+from blueprints.api.records import Turn, current_gateway, routable, settled
 from gateway import validation
 from gateway.errors import GatewayError, StreamInterrupted
 from gateway.shapes import chunk_out, completion_out, error_body
@@ -67,22 +67,13 @@ def _chat(always_stream):
 
 
 def _sse(session, request_id, turn):
-    """Relay a committed stream; a later upstream failure ends it with an error event and no [DONE].
-
-    Whatever happens (completion, break, client gone), the bill is settled for what was produced.
-    """
+    """Relay a committed stream; a later upstream failure ends it with an error event and no [DONE]."""
     created, model_id = int(time.time()), session.model.id
-    status, error = 200, None
-    try:
-        for chunk in session:
-            yield encode_data(chunk_out(chunk, request_id, model_id, created))
-        yield DONE
-    except StreamInterrupted as exc:
-        status, error = 502, exc.message
-        yield encode_data(error_body(exc.message, "server_error", "stream_interrupted"))
-    except GeneratorExit:
-        status, error = 499, "client disconnected"
-        raise
-    finally:
-        session.close()
-        turn.served(session.model, session.attempts, session.produced_usage(), status, error)
+    with settled(session, turn) as end:
+        try:
+            for chunk in session:
+                yield encode_data(chunk_out(chunk, request_id, model_id, created))
+            yield DONE
+        except StreamInterrupted as exc:
+            end.update(status=502, error=exc.message)
+            yield encode_data(error_body(exc.message, "server_error", "stream_interrupted"))

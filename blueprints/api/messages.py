@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException
 from blueprints.api import read_json_body
 from blueprints.api.auth import authenticate
 from blueprints.api.chat import SSE_HEADERS, route_chat
-from blueprints.api.records import Turn
+from blueprints.api.records import Turn, settled
 from gateway import anthropic_api
 from gateway.errors import GatewayError
 
@@ -55,14 +55,7 @@ def create_message():
 
 def _relay(session, turn, message_id):
     """Translate the committed OpenAI chunk stream into Anthropic events; settle and log when it ends."""
-    error, status = None, 200
-    try:
+    with settled(session, turn) as end:
         yield from anthropic_api.stream_from_chunks(iter(session), session.model.id, message_id)
         if session.interrupted:
-            status, error = 502, session.interrupted
-    except GeneratorExit:
-        status, error = 499, "client disconnected"
-        raise
-    finally:
-        session.close()
-        turn.served(session.model, session.attempts, session.produced_usage(), status, error)
+            end.update(status=502, error=session.interrupted)

@@ -1,7 +1,7 @@
 """One request's bookkeeping, shared by every routed endpoint: the credit reservation before the
 upstream call, the settlement (or release) after it, the request-log row and the X-* headers."""
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from flask import current_app, g, has_app_context
 
@@ -37,6 +37,21 @@ def insufficient_credit(exc):
                              f"has {available} available.", "insufficient_quota", "insufficient_quota",
                         extra={"limit_source": exc.limit_source, "credits_required": needed,
                                "credits_available": available})
+
+
+@contextmanager
+def settled(session, turn):
+    """Whatever ends a relayed stream (its end, a break, the client leaving), hang up on the
+    upstream and charge what was produced, once; the body may set `status`/`error` on the yielded dict."""
+    end = {"status": 200, "error": None}
+    try:
+        yield end
+    except GeneratorExit:
+        end.update(status=499, error="client disconnected")
+        raise
+    finally:
+        session.close()
+        turn.served(session.model, session.attempts, session.produced_usage(), end["status"], end["error"])
 
 
 class Turn:
