@@ -103,6 +103,8 @@ class FakeUpstream:
         self.reply_text = "Hello from the fake upstream"
         self.usage = (12, 7)
         self.chunks = 5
+        self.token_ttl_s = 1800          # GigaChat access tokens handed out by /api/v2/oauth
+        self.tokens_issued = 0
         self._rules = []
         self._lock = threading.Lock()
         self._server = None
@@ -188,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
-            body = None
+            body = dict(urllib.parse.parse_qsl(raw.decode(errors="replace"))) if raw else None
         record = self._record(body)
         if record is None:
             return self._json(404, {"error": {"message": "no such route", "type": "invalid_request_error"}})
@@ -197,6 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.upstream._fault_for(record)
         family = _FAMILIES[record.family]
         if fault is None or fault.kind in ("ttft", "paced", "cut", "stall", "malformed", "in_stream_error"):
+            if record.endpoint == "oauth":
+                return self._json(200, family.token(self.upstream))
             if record.endpoint == "embeddings":
                 return self._json(200, family.embeddings(self.upstream, record))
             if record.stream:
@@ -232,6 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
         if parsed.path == "/v1/messages":
             return RequestRecord("anthropic", "POST", self.path, str(body_dict.get("model", "")),
                                  headers.get("x-api-key", ""), headers, body, body_dict.get("stream") is True, "chat")
+        if parsed.path == "/api/v2/oauth":
+            auth = headers.get("authorization", "")
+            return RequestRecord("gigachat_oauth", "POST", self.path, "", auth[6:] if auth.startswith("Basic ") else "",
+                                 headers, body, False, "oauth")
         if parsed.path.startswith("/v1beta/models/") and ":" in parsed.path:
             name, _, method = parsed.path[len("/v1beta/models/"):].rpartition(":")
             query = urllib.parse.parse_qs(parsed.query)
@@ -478,7 +486,20 @@ class _Gemini:
         return {"error": {"code": status, "message": message, "status": names.get(status, "UNKNOWN")}}
 
 
-_FAMILIES = {"openai": _OpenAI, "anthropic": _Anthropic, "gemini": _Gemini}
+class _GigaChatOAuth:
+    """GigaChat's token endpoint: Basic authorization key in, a bearer token with expiry (ms) out."""
+
+    @staticmethod
+    def token(up):
+        up.tokens_issued += 1
+        return {"access_token": f"tok-{up.tokens_issued}", "expires_at": int((time.time() + up.token_ttl_s) * 1000)}
+
+    @staticmethod
+    def error(status, message):
+        return {"code": status, "message": message}
+
+
+_FAMILIES = {"openai": _OpenAI, "anthropic": _Anthropic, "gemini": _Gemini, "gigachat_oauth": _GigaChatOAuth}
 
 
 if __name__ == "__main__":

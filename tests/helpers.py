@@ -15,7 +15,8 @@ def gateway_config(upstream, models, groups=None, keys=("key-a", "key-b"), famil
     """
     if isinstance(models, list):
         models = {m: {"provider": family} for m in models}
-    base = {"openai": upstream.url + "/v1", "anthropic": upstream.url, "gemini": upstream.url}
+    base = {"openai": upstream.url + "/v1", "anthropic": upstream.url, "gemini": upstream.url,
+            "gigachat": upstream.url + "/v1"}
     used = {spec["provider"] for spec in models.values()} - {"demo"}
     config = {
         "routing": {"request_timeout_s": 10.0, "ttft_timeout_s": 2.0, "connect_timeout_s": 1.0},
@@ -26,6 +27,8 @@ def gateway_config(upstream, models, groups=None, keys=("key-a", "key-b"), famil
         "models": models,
         "groups": groups or {},
     }
+    if "gigachat" in used:
+        config["providers"]["gigachat"]["auth_url"] = upstream.url + "/api/v2/oauth"
     for name, values in sections.items():
         config.setdefault(name, {}).update(values)
     return config

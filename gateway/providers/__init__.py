@@ -2,12 +2,14 @@
 from gateway.providers.anthropic import AnthropicAdapter
 from gateway.providers.demo import DemoAdapter
 from gateway.providers.gemini import GeminiAdapter
+from gateway.providers.gigachat import GigaChatAdapter
 from gateway.providers.openai_compat import OpenAICompatAdapter
 
 ADAPTERS = {
     "openai": OpenAICompatAdapter,
     "anthropic": AnthropicAdapter,
     "gemini": GeminiAdapter,
+    "gigachat": GigaChatAdapter,
     "demo": DemoAdapter,
 }
 
