@@ -78,6 +78,26 @@ def gunicorn_server(env, workers=2):
         process.stderr.close()
 
 
+def worker_pids(base):
+    """The gunicorn workers serving `base`: forked children share the master's command line."""
+    bind = base.split("//", 1)[1]
+    pids = set()
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                command = fh.read()
+        except OSError:
+            continue
+        if bind.encode() in command and b"gunicorn" in command:
+            pids.add(int(entry))
+    return sorted(pid for pid in pids if _parent(pid) in pids)
+
+
+def _parent(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
 def _wait_until_up(base, process, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -1,6 +1,10 @@
 """The barrier test: balance for exactly one request, 20 concurrent requests, real gunicorn workers,
 on SQLite and on a real PostgreSQL server. At most one reaches the upstream; money adds up."""
+import contextlib
+import os
+import signal
 import threading
+import time
 
 import pytest
 import requests
@@ -12,7 +16,7 @@ from extensions import db
 from fake_upstream import Fault
 from ledger import MICRO, money
 from models import credit
-from servers import create_database, gunicorn_server
+from servers import create_database, gunicorn_server, worker_pids
 
 CONCURRENT = 20
 PRICE = 0.01                               # USD per request: the reservation is exactly this
@@ -24,31 +28,8 @@ def test_concurrent_requests_never_spend_more_than_the_balance(request, kind, wo
     postgres_url = request.getfixturevalue("postgres") if kind == "postgresql" else None
     database = (create_database(postgres_url, f"barrier_{workers}") if kind == "postgresql"
                 else f"sqlite:///{tmp_path / 'gateway.sqlite'}")
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
-[demo]
-enabled = false
-[retry]
-max_attempts = 1
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
-[models.m1]
-provider = "openai"
-per_request = {PRICE}
-""")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
-    user_id = make_user(app)
-    key = make_key(app, user_id)
-    with app.app_context():
-        credit.grant(user_id, round(PRICE * MICRO))
-        db.session.commit()
+    app, user_id, key, env = priced_gateway(database, tmp_path, upstream)
     upstream.script(Fault.slow(0.3))                  # the first request is still in flight when the rest arrive
-    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
-           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY,
-           "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     barrier, statuses = threading.Barrier(CONCURRENT), []
 
     def one_request(base):
@@ -70,5 +51,65 @@ per_request = {PRICE}
     assert [kind for kind, _ in rows] == ["grant", "charge"]
     with app.app_context():
         assert db.session.scalar(sa.text("SELECT count(*) FROM reservations WHERE status = 'held'")) == 0
+    with app.app_context():
+        db.engine.dispose()
+
+
+def priced_gateway(database, tmp_path, upstream):
+    """A one-model configuration file, a user with credit for exactly one request, and the server's environment."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(f"""
+[demo]
+enabled = false
+[retry]
+max_attempts = 1
+[providers.openai]
+type = "openai"
+base_url = "{upstream.url}/v1"
+api_keys = ["key-a"]
+[models.m1]
+provider = "openai"
+per_request = {PRICE}
+""")
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
+                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
+    user_id = make_user(app)
+    key = make_key(app, user_id)
+    with app.app_context():
+        credit.grant(user_id, round(PRICE * MICRO))
+        db.session.commit()
+    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
+           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
+    return app, user_id, key, env
+
+
+def test_killed_worker_reservation_is_released_by_the_sweeper(tmp_path, upstream):
+    """A worker killed mid-request leaves its hold; the sweeper gives it back and nothing is charged."""
+    database = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
+    app, user_id, key, env = priced_gateway(database, tmp_path, upstream)
+    upstream.script(Fault.slow(5))
+
+    def doomed(base):
+        with contextlib.suppress(requests.RequestException):
+            requests.post(base + "/v1/chat/completions", timeout=10, headers={"Authorization": f"Bearer {key}"},
+                          json={"model": "m1", "messages": [{"role": "user", "content": "hi"}]})
+
+    with gunicorn_server(env, workers=1) as base:
+        caller = threading.Thread(target=doomed, args=(base,))
+        caller.start()
+        deadline = time.monotonic() + 5
+        while not upstream.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstream.requests, "the request never reached the upstream"
+        for worker in worker_pids(base):
+            os.kill(worker, signal.SIGKILL)
+        caller.join(15)
+    with app.app_context():
+        assert credit.available_balance(user_id) == 0            # the dead worker's hold is still there
+        assert credit.sweep(older_than_s=0) == 1
+        assert credit.available_balance(user_id) == round(PRICE * MICRO)
+    balance, reserved, ledger_sum, rows = money(app, user_id)
+    assert (reserved, balance, ledger_sum) == (0, round(PRICE * MICRO), balance)
+    assert [kind for kind, _ in rows] == ["grant"]
     with app.app_context():
         db.engine.dispose()
