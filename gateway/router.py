@@ -12,7 +12,7 @@ from itertools import chain
 from gateway import errors, ssrf
 from gateway.health import Breakers, KeyHealth
 from gateway.providers.base import Target
-from gateway.tokens import estimate_text
+from gateway.tokens import estimate_prompt, estimate_text
 
 
 @dataclass
@@ -87,7 +87,8 @@ class Router:
             return head, upstream
 
         (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys)
-        return StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage)
+        return StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage,
+                             estimate_prompt(body["messages"]))
 
     # --- the policy ------------------------------------------------------------------------
     def _run(self, candidates, call, deadline, request_keys):
@@ -256,8 +257,9 @@ def _final_error(attempts):
 class StreamSession:
     """A committed stream: iterate for OpenAI chunks; a later failure raises StreamInterrupted."""
 
-    def __init__(self, model, attempts, chunks, close, include_usage):
+    def __init__(self, model, attempts, chunks, close, include_usage, prompt_estimate=0):
         self.model = model
+        self.prompt_estimate = prompt_estimate
         self.attempts = attempts
         self.usage = {}
         self.completion_chars = 0
@@ -288,11 +290,13 @@ class StreamSession:
             close()
 
     def produced_usage(self):
-        """Usage to bill: the upstream's own figures, or an estimate of what was sent so far."""
+        """Usage to bill: the upstream's own figures, or an estimate of what it read and sent so far
+        (an upstream bills the prompt of an abandoned stream too)."""
         if self.usage:
             return self.usage
         completion = estimate_text("x" * self.completion_chars)
-        return {"prompt_tokens": 0, "completion_tokens": completion, "total_tokens": completion, "estimated": True}
+        return {"prompt_tokens": self.prompt_estimate, "completion_tokens": completion,
+                "total_tokens": self.prompt_estimate + completion, "estimated": True}
 
     def _observe(self, chunk):
         for choice in chunk.get("choices") or ():
