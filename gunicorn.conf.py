@@ -11,3 +11,4 @@ graceful_timeout = 20
 keepalive = 5
 accesslog = os.environ.get("GATEWAY_ACCESS_LOG")   # off by default: the request log lives in the database
 preload_app = False     # each worker patches and builds its own app (gevent must patch first)
+control_socket_disable = True   # gunicorn ≥ 27: no shared ~/.gunicorn/gunicorn.ctl between instances

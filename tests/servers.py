@@ -70,12 +70,25 @@ def gunicorn_server(env, workers=2):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, process)
+        wait_until_up(base, process)
         yield base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        _stop(process)
+
+
+def _stop(process):
+    """SIGTERM the whole group; past gunicorn's graceful timeout, SIGKILL it.
+
+    A worker forked an instant before the SIGTERM can miss it (it arrives before the worker
+    installs its handlers), and gunicorn then waits out `graceful_timeout` for it.
+    """
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(25)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
-        process.stderr.close()
+    process.stderr.close()
 
 
 def worker_pids(base):
@@ -98,10 +111,11 @@ def _parent(pid):
         return int(fh.read().rsplit(")", 1)[1].split()[1])
 
 
-def _wait_until_up(base, process, timeout=30):
+def wait_until_up(base, process=None, timeout=30):
+    """Return once the gateway at `base` answers; fail if it exits or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
         try:
             requests.get(base + "/v1/models", timeout=5)

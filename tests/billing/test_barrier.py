@@ -16,7 +16,7 @@ from extensions import db
 from fake_upstream import Fault
 from ledger import MICRO, money
 from models import credit
-from servers import create_database, gunicorn_server, worker_pids
+from servers import create_database, gunicorn_server, wait_until_up, worker_pids
 
 CONCURRENT = 20
 PRICE = 0.01                               # USD per request: the reservation is exactly this
@@ -104,6 +104,7 @@ def test_killed_worker_reservation_is_released_by_the_sweeper(tmp_path, upstream
         for worker in worker_pids(base):
             os.kill(worker, signal.SIGKILL)
         caller.join(15)
+        wait_until_up(base)                                       # gunicorn replaced the dead worker
     with app.app_context():
         assert credit.available_balance(user_id) == 0            # the dead worker's hold is still there
         assert credit.sweep(older_than_s=0) == 1
