@@ -101,31 +101,34 @@ class ProviderAdapter:
     # --- shared transport ----------------------------------------------------------------
     def complete(self, target, body, timeout):
         """Non-streaming chat: returns an OpenAI chat.completion dict or raises UpstreamError."""
-        response = self._send(self.chat_call(target, body, stream=False), timeout, stream=False)
+        response = self._send(self.chat_call(target, body, stream=False), timeout)
         return self.parse_chat(self._read_json(response), target)
 
     def open_stream(self, target, body, timeout):
         """Streaming chat: returns an UpstreamStream of OpenAI chunks."""
-        response = self._send(self.chat_call(target, body, stream=True), timeout, stream=True)
+        response = self._send(self.chat_call(target, body, stream=True), timeout)
         chunks = self.stream_chunks(iter_events(iter_raw_lines(response)), target)
         return UpstreamStream(chunks, response.close, lambda seconds: _set_read_timeout(response, seconds))
 
     def embed(self, target, body, timeout):
-        response = self._send(self.embeddings_call(target, body), timeout, stream=False)
+        response = self._send(self.embeddings_call(target, body), timeout)
         return self.parse_embeddings(self._read_json(response), target)
 
-    def _send(self, call, timeout, stream):
-        """POST the call; redirects are never followed (a redirect could carry the key away)."""
+    def _send(self, call, timeout):
+        return self._post(call.url, timeout, json=call.json, headers=call.headers, params=call.params,
+                          verify=call.verify)
+
+    def _post(self, url, timeout, what="upstream", **request):
+        """POST; redirects are never followed (a redirect could carry the key away); failures become UpstreamError."""
         try:
-            response = self.session.post(call.url, json=call.json, headers=call.headers, params=call.params,
-                                         timeout=timeout, stream=True, allow_redirects=False, verify=call.verify)
+            response = self.session.post(url, timeout=timeout, stream=True, allow_redirects=False, **request)
         except requests.Timeout:
-            raise errors.UpstreamError(errors.TIMEOUT, "upstream timed out") from None
+            raise errors.UpstreamError(errors.TIMEOUT, f"{what} timed out") from None
         except requests.RequestException as exc:
-            raise errors.UpstreamError(errors.TRANSIENT, f"upstream connection failed ({type(exc).__name__})") from None
+            raise errors.UpstreamError(errors.TRANSIENT, f"{what} connection failed ({type(exc).__name__})") from None
         if 300 <= response.status_code < 400:
             response.close()
-            raise errors.UpstreamError(errors.TRANSIENT, f"upstream answered a redirect ({response.status_code}); not followed",
+            raise errors.UpstreamError(errors.TRANSIENT, f"{what} answered a redirect ({response.status_code}); not followed",
                                        response.status_code)
         if response.status_code >= 400:
             self._raise_for_error(response)

@@ -13,7 +13,6 @@ import time
 import uuid
 from dataclasses import replace
 
-import requests
 
 from gateway import errors
 from gateway.config import ProviderKey
@@ -72,22 +71,10 @@ class GigaChatAdapter(ProviderAdapter):
     def _exchange(self, target, timeout):
         """POST the authorization key to the OAuth endpoint; errors are classified like any upstream's."""
         provider = target.provider
-        try:
-            response = self.session.post(
-                provider.auth_url, data={"scope": provider.scope}, timeout=timeout, allow_redirects=False,
-                verify=provider.ca_bundle or True,
-                headers={"Authorization": f"Basic {target.key.secret}", "RqUID": str(uuid.uuid4()),
-                         "Accept": "application/json"})
-        except requests.Timeout:
-            raise errors.UpstreamError(errors.TIMEOUT, "GigaChat token exchange timed out") from None
-        except requests.RequestException as exc:
-            raise errors.UpstreamError(errors.TRANSIENT, f"GigaChat token exchange failed ({type(exc).__name__})") from None
-        if 300 <= response.status_code < 400:
-            response.close()
-            raise errors.UpstreamError(errors.TRANSIENT, "GigaChat token endpoint answered a redirect; not followed",
-                                       response.status_code)
-        if response.status_code >= 400:
-            self._raise_for_error(response)
+        response = self._post(provider.auth_url, timeout, "GigaChat token exchange", data={"scope": provider.scope},
+                              verify=provider.ca_bundle or True,
+                              headers={"Authorization": f"Basic {target.key.secret}", "RqUID": str(uuid.uuid4()),
+                                       "Accept": "application/json"})
         payload = self._read_json(response)
         token, expires_at = payload.get("access_token"), payload.get("expires_at")
         if not isinstance(token, str) or not isinstance(expires_at, (int, float)):
