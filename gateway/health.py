@@ -18,19 +18,29 @@ class Breakers:
         self.recovery = settings.recovery_timeout
         self.clock = clock
         self._lock = threading.Lock()
-        self._state = {}      # name -> dict(state, failures, opened_at, trips, probing, last_failure)
+        self._state = {}      # name -> dict(state, failures, opened_at, trips, last_failure)
 
     def allow(self, name):
-        """True when a call may go out; an open circuit lets one probe through once recovered."""
+        """True when a call may go out; a recovered open circuit lets one probe through.
+
+        A probe that never reports back (never sent, or answered neither way) frees the next
+        one after another recovery period, so a circuit can never stay half-open for good.
+        """
         with self._lock:
             entry = self._state.get(name)
             if entry is None or entry["state"] == CLOSED:
                 return True
-            if entry["state"] == OPEN and self.clock() - entry["opened_at"] >= self._open_period(entry):
+            if self._due_for_probe(entry):
                 entry["state"] = HALF_OPEN
-                entry["probing"] = True
+                entry["opened_at"] = self.clock()
                 return True
             return False
+
+    def would_allow(self, name):
+        """What `allow` would answer, without taking the probe: for choosing among keys."""
+        with self._lock:
+            entry = self._state.get(name)
+            return entry is None or entry["state"] == CLOSED or self._due_for_probe(entry)
 
     def success(self, name):
         with self._lock:
@@ -47,7 +57,6 @@ class Breakers:
                     entry["trips"] += 1
                 entry["state"] = OPEN
                 entry["opened_at"] = self.clock()
-                entry["probing"] = False
 
     def provider_usable(self, provider):
         """False only when every known circuit of the provider's models is open (no probe needed)."""
@@ -62,12 +71,16 @@ class Breakers:
                            "failure_threshold": self.threshold, "recovery_timeout": self.recovery}
                     for name, e in self._state.items()}
 
+    def _due_for_probe(self, entry):
+        period = self._open_period(entry) if entry["state"] == OPEN else self.recovery
+        return self.clock() - entry["opened_at"] >= period
+
     def _open_period(self, entry):
         return self.recovery * min(entry["trips"], MAX_TRIP_FACTOR)
 
     @staticmethod
     def _fresh():
-        return {"state": CLOSED, "failures": 0, "opened_at": 0.0, "trips": 0, "probing": False, "last_failure": None}
+        return {"state": CLOSED, "failures": 0, "opened_at": 0.0, "trips": 0, "last_failure": None}
 
 
 class KeyHealth:

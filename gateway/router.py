@@ -159,7 +159,12 @@ class Router:
         return None
 
     def _record_failure(self, exc, circuit, key, attempts):
-        """Apply the taxonomy: answer request errors, retire or cool keys, feed breakers."""
+        """Apply the taxonomy: answer request errors, retire or cool keys, feed breakers.
+
+        An upstream that answers 4xx is up: that closes the model's circuit like a success.
+        """
+        if exc.kind in (errors.REQUEST, errors.AUTH, errors.RATE_LIMIT):
+            self.breakers.success(circuit)
         if exc.kind == errors.REQUEST:
             raise errors.GatewayError(exc.status or 400, f"The upstream rejected the request: {exc.message}",
                                       "invalid_request_error", "upstream_rejected_request", attempts=attempts)
@@ -195,12 +200,18 @@ class Router:
         return True
 
     def _pick_key(self, keys, used):
-        """Prefer a usable key not yet tried in this request; else retry a usable tried one."""
-        usable = [k for k in keys if k is None or (self.key_health.usable(k.id) and self.breakers.allow(f"key:{k.id}"))]
-        fresh = [k for k in usable if (k.id if k else None) not in used]
-        if fresh:
-            return fresh[0]
-        return usable[0] if usable else _NO_KEY
+        """Prefer a usable key not yet tried in this request; else retry a usable tried one.
+
+        Only the chosen key's circuit is asked to `allow` (which may take its one probe);
+        the others are looked at without changing their state.
+        """
+        usable = [k for k in keys
+                  if k is None or (self.key_health.usable(k.id) and self.breakers.would_allow(f"key:{k.id}"))]
+        fresh_first = sorted(usable, key=lambda k: (k.id if k else None) in used)     # stable: priority kept
+        for key in fresh_first:
+            if key is None or self.breakers.allow(f"key:{key.id}"):
+                return key
+        return _NO_KEY
 
     def _backoff(self, retries, retry_after, deadline):
         """Sleep before re-trying a key; False when the wait would pass the deadline."""

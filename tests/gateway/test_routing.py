@@ -140,6 +140,23 @@ def test_open_circuit_is_skipped_then_half_open_after_recovery(make_app, upstrea
     assert chat(client, headers).status_code == 200
 
 
+def test_half_open_probe_answered_429_closes_the_model_circuit(make_app, upstream):
+    """A probe that reaches a live upstream which answers 429 proves it is up: the circuit closes
+    instead of staying half-open (and answering 503) for good."""
+    client, headers = gateway_for(make_app, upstream, ["m1"], keys=("key-a", "key-b"), retry={"max_attempts": 1},
+                                  circuit_breaker={"failure_threshold": 2, "recovery_timeout": 0.3})
+    upstream.script(Fault.status(500), times=2)
+    assert chat(client, headers).status_code == 502
+    assert chat(client, headers).status_code == 502          # the second failure opens the circuit
+    assert chat(client, headers).status_code == 503
+    time.sleep(0.4)
+    upstream.script(Fault.status(429, retry_after=60), key="key-a", times=1)
+    assert chat(client, headers).status_code == 200          # the probe's 429 moves on to key-b
+    assert tried(upstream)[-2:] == [("m1", "key-a"), ("m1", "key-b")]
+    assert chat(client, headers).status_code == 200
+    assert tried(upstream)[-1] == ("m1", "key-b")
+
+
 def test_connection_reset_falls_back(make_app, upstream):
     """A connection reset before any response falls back to the next model of the group."""
     client, headers = gateway_for(make_app, upstream, ["m1", "m2"], {"g": ["m1", "m2"]},
