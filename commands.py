@@ -5,7 +5,7 @@ from flask.cli import AppGroup
 
 from extensions import db
 from gateway import pricing
-from models import ApiKey, RedemptionCode, User, UserProviderKey, credit
+from models import ApiKey, RedemptionCode, User, UserProviderKey, credit, redemption
 from models.redemption import PACKAGES
 
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -58,7 +58,7 @@ def grant_credits(username, amount, note):
     if user is None:
         raise click.ClickException(f"no user {username!r}")
     try:
-        balance = credit.grant(user.id, round(amount * pricing.MICRO_PER_USD), description=note)
+        balance = credit.grant(user.id, pricing.from_credits(amount), description=note)
     except credit.InsufficientCredit as exc:
         raise click.ClickException(f"cannot take back more than the available {pricing.to_credits(exc.available)}")
     db.session.commit()
@@ -73,11 +73,11 @@ def grant_credits(username, amount, note):
 @click.option("--batch", default="", help="A label to find the batch later.")
 def create_codes(amount, package, count, batch):
     """Create redemption codes; each code is printed once, one per line, and only its hash is kept."""
-    if (amount is None) == (package is None):
-        raise click.ClickException("give exactly one of --amount or --package")
-    credits_each = PACKAGES[package] if package else amount
-    raws = RedemptionCode.create_batch(round(credits_each * pricing.MICRO_PER_USD), count,
-                                       batch or (f"package {package}" if package else ""))
+    try:
+        micro_each = redemption.code_value(amount, package)
+    except ValueError as exc:
+        raise click.ClickException(f"{exc} (--amount or --package)")
+    raws = RedemptionCode.create_batch(micro_each, count, redemption.batch_label(batch, package))
     db.session.commit()
     click.echo("\n".join(raws))
 

@@ -4,6 +4,7 @@ A price per million tokens in USD is exactly the price of one token in micro-USD
 `tokens × input_per_mtok` is already micro-USD; we round up once per request.
 """
 import math
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 MICRO_PER_USD = 1_000_000
 QUOTA_PER_USD = 500_000          # seed 000/002 "quota" units
@@ -35,3 +36,26 @@ def from_quota(quota):
 def to_credits(micro):
     """Micro-USD as display credits (1 credit = 1 USD)."""
     return round(micro / MICRO_PER_USD, 6)
+
+
+def from_credits(value):
+    """Display credits (a number or its text) to integer micro-USD, rounded to the nearest micro-USD.
+
+    Goes through Decimal so "0.1" is exactly 100,000 micro-USD, never 99,999 by float error.
+
+    :raise ValueError: not a finite number.
+    """
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{str(value)[:40]!r} is not a number") from None
+    if not amount.is_finite():
+        raise ValueError("the amount must be a finite number")
+    return int((amount * MICRO_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def format_credits(micro):
+    """Micro-USD as display credits with 2 to 6 decimals and thousands separators: 27.5 → "27.50"."""
+    whole, fraction = divmod(abs(micro or 0), MICRO_PER_USD)
+    decimals = f"{fraction:06d}".rstrip("0").ljust(2, "0")
+    return f"{'-' if (micro or 0) < 0 else ''}{whole:,}.{decimals}"

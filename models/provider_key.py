@@ -47,7 +47,12 @@ class UserProviderKey(db.Model):
 
 
 def parse_public_id(public_id):
-    """`pk_12` → 12, anything else → None (so a malformed id is a plain 404)."""
-    if isinstance(public_id, str) and public_id.startswith("pk_") and public_id[3:].isdigit():
-        return int(public_id[3:])
+    """`pk_12` → 12, anything else → None (so a malformed id is a plain 404).
+
+    ASCII digits only (`int("²")` fails), and at most 9 of them: a longer id would overflow
+    PostgreSQL's 32-bit integer column and answer 500 instead of 404.
+    """
+    digits = public_id[3:] if isinstance(public_id, str) and public_id.startswith("pk_") else ""
+    if digits.isascii() and digits.isdigit() and len(digits) <= 9:
+        return int(digits)
     return None

@@ -12,11 +12,11 @@ def register_web(app):
     header-authenticated /v1 API is untouched by any of them; only the security headers
     apply to every response.
     """
-    from blueprints.web import auth, chat, keys, keys_api, models_page
+    from blueprints.web import admin, auth, chat, credits, keys, keys_api, models_page, provider_keys_page
 
     security.init_app(app)
     auth.init_login_manager(app)
-    for module in (auth, chat, keys, keys_api, models_page):
+    for module in (auth, chat, keys, keys_api, models_page, provider_keys_page, credits, admin):
         app.register_blueprint(module.bp)
     security.throttle(app, "auth.login", app.config.get("LOGIN_RATE_LIMIT", "10 per minute"))
     app.add_url_rule("/", "index", _index)

@@ -1,0 +1,71 @@
+"""/admin/users: every account with its role, status and balance; grant or take back credits.
+
+A grant goes through `credit.grant`, as `flask credits grant` does: one ledger row, and a take-back
+can never go below what the user has available (nothing is written when it would).
+"""
+import sqlalchemy as sa
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from htmx_flask import make_response as htmx_response
+
+from blueprints.web import credit_forms
+from blueprints.web.admin import bp
+from blueprints.web.key_forms import FormError
+from extensions import db
+from gateway import pricing
+from models import User, credit
+
+PAGE_SIZE = 50
+MAX_NOTE = 300
+
+
+def users_page(query="", after=None, size=PAGE_SIZE):
+    """Accounts in id order, filtered by name or email; returns (users, `after` of the next page or None)."""
+    select = sa.select(User)
+    if query:
+        pattern = f"%{query}%"
+        select = select.where(sa.or_(User.username.ilike(pattern), User.email.ilike(pattern)))
+    if after is not None:
+        select = select.where(User.id > after)
+    users = db.session.scalars(select.order_by(User.id).limit(size + 1)).all()
+    return users[:size], (users[size - 1].id if len(users) > size else None)
+
+
+@bp.get("/users")
+def users():
+    query = request.args.get("q", "").strip()[:100]
+    after = request.args.get("after", type=int)
+    rows, next_after = users_page(query, after)
+    return render_template("admin/_user_rows.html" if request.htmx else "admin/users.html",
+                           users=rows, next_after=next_after, query=query, after=after)
+
+
+@bp.post("/users/<int:user_id>/grant")
+def users_grant(user_id):
+    """Add (or, negative, take back) credits with a note; the row comes back with the new balance."""
+    user = db.get_or_404(User, user_id)
+    try:
+        amount = credit_forms.grant_amount(request.form.get("amount"))
+        note = (request.form.get("note") or "").strip()[:MAX_NOTE] or f"granted by {current_user.username}"
+        balance = credit.grant(user.id, amount, description=note)
+    except FormError as exc:
+        return _row(user, error=str(exc))
+    except credit.InsufficientCredit as exc:
+        return _row(user, error=f"Cannot take back {pricing.format_credits(exc.needed)}: {user.username} has only "
+                                f"{pricing.format_credits(exc.available)} credits available. Nothing was changed.")
+    db.session.commit()
+    verb = "Granted" if amount > 0 else "Took back"
+    message = f"{verb} {pricing.format_credits(abs(amount))} credits; balance now {pricing.format_credits(balance)}."
+    if request.htmx:
+        return htmx_response(render_template("admin/_user_row.html", user=user, message=message),
+                             trigger="credits-changed")
+    flash(f"{user.username}: {message}", "success")
+    return redirect(url_for("admin.users"))
+
+
+def _row(user, error):
+    """A refused grant: the row again with the reason (htmx), else the page with a flash."""
+    if request.htmx:
+        return render_template("admin/_user_row.html", user=user, error=error, open_form=True), 422
+    flash(f"{user.username}: {error}", "error")
+    return redirect(url_for("admin.users"))
