@@ -88,7 +88,7 @@ class Router:
 
         (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys)
         return StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage,
-                             estimate_prompt(body["messages"]))
+                             estimate_prompt(body))
 
     # --- the policy ------------------------------------------------------------------------
     def _run(self, candidates, call, deadline, request_keys):
@@ -273,7 +273,7 @@ class StreamSession:
         self.prompt_estimate = prompt_estimate
         self.attempts = attempts
         self.usage = {}
-        self.completion_chars = 0
+        self.completion_tokens = 0         # estimated from what was relayed, for a stream without usage
         self.finished = False
         self.interrupted = None
         self._chunks = chunks
@@ -305,13 +305,17 @@ class StreamSession:
         (an upstream bills the prompt of an abandoned stream too)."""
         if self.usage:
             return self.usage
-        completion = estimate_text("x" * self.completion_chars)
+        completion = self.completion_tokens
         return {"prompt_tokens": self.prompt_estimate, "completion_tokens": completion,
                 "total_tokens": self.prompt_estimate + completion, "estimated": True}
 
     def _observe(self, chunk):
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
-            self.completion_chars += len(delta.get("content") or "")
+            self.completion_tokens += estimate_text(delta.get("content") or "")
+            for call in delta.get("tool_calls") or ():       # a tool call's name and arguments are output too
+                function = call.get("function") or {}
+                self.completion_tokens += estimate_text(function.get("name") or "") + estimate_text(
+                    function.get("arguments") or "")
             if choice.get("finish_reason"):
                 self.finished = True

@@ -73,7 +73,7 @@ class Turn:
         if self.fixed_cost is not None:
             amount = self.fixed_cost
         else:
-            prompt = estimate_prompt(body["messages"]) if "messages" in body else _input_tokens(body)
+            prompt = estimate_prompt(body) if "messages" in body else _input_tokens(body)
             limit = body.get("max_completion_tokens") or body.get("max_tokens")
             amount = pricing.worst_case(candidates, prompt, limit if "messages" in body else 0, self.ratio)
         try:

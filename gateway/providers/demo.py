@@ -70,7 +70,7 @@ class DemoAdapter(ProviderAdapter):
 
     @staticmethod
     def _usage(body, text):
-        prompt, completion = estimate_prompt(body["messages"]), estimate_text(text)
+        prompt, completion = estimate_prompt(body), estimate_text(text)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 

@@ -41,6 +41,25 @@ def test_402_before_any_upstream_call(make_app, upstream):
     assert money(app, user_id)[:3] == (0, 0, 0)
 
 
+@pytest.mark.parametrize("extra", [
+    {"tools": [{"type": "function", "function": {"name": "lookup", "description": "x" * 40_000,
+                                                 "parameters": {"type": "object"}}}]},
+    {"messages": [{"role": "user", "content": "Привет, мир! " * 100}]},
+], ids=["tool-definitions", "cyrillic-text"])
+def test_reservation_counts_everything_the_upstream_reads(make_app, upstream, extra):
+    """Tool definitions and non-English text count in the reservation: a request whose prompt alone
+    costs more than the balance gets 402 before any upstream call, instead of being served and
+    charged only what the balance happened to hold."""
+    app, user_id = priced_gateway(make_app, upstream, credits=1)
+    headers = {"Authorization": f"Bearer {make_key(app, user_id)}"}
+    response = app.test_client().post(CHAT, json={"model": "m1", "messages": HELLO, "max_tokens": 1, **extra},
+                                      headers=headers)
+    assert response.status_code == 402
+    assert response.get_json()["error"]["limit_source"] == "user_balance"
+    assert upstream.requests == []
+    assert money(app, user_id)[:3] == (MICRO, 0, MICRO)
+
+
 def test_key_quota_limits_before_the_balance(make_app, upstream):
     """A rich user with a nearly spent key: 402 says the key quota refused, with what it has left."""
     app, user_id = priced_gateway(make_app, upstream)

@@ -106,3 +106,21 @@ def test_always_stream_route(make_app, upstream):
     app, headers = setup(make_app, upstream)
     response = app.test_client().post(CHAT + "/stream", json={"model": "m1", "messages": HELLO}, headers=headers)
     assert sse_data(response.get_data())[-1] == "[DONE]"
+
+
+def test_a_stream_without_usage_counts_tool_call_output():
+    """A stream that ends without the upstream's usage is billed from what it relayed: a tool call's
+    name and arguments are output as much as text is (else a tool-call-only answer would be free)."""
+    from gateway.router import StreamSession
+
+    def delta(**fields):
+        return {"choices": [{"index": 0, "delta": fields, "finish_reason": None}]}
+
+    chunks = [delta(role="assistant", content=""),
+              delta(tool_calls=[{"index": 0, "id": "call_1", "function": {"name": "lookup_weather", "arguments": ""}}]),
+              delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city": "Paris", "days": 3}'}}])]
+    session = StreamSession(None, [], iter(chunks), lambda: None, include_usage=False, prompt_estimate=7)
+    assert list(session) == chunks
+    usage = session.produced_usage()
+    assert usage["prompt_tokens"] == 7 and usage["estimated"] is True
+    assert usage["completion_tokens"] >= len("lookup_weather") // 4 + len('{"city": "Paris", "days": 3}') // 4
