@@ -56,7 +56,7 @@ class Router:
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
         def call(target, adapter, timeout):
-            return adapter.complete(target, body, timeout)
+            return adapter.complete(target, body, timeout, deadline)
 
         result, model, attempts = self._run(candidates, call, deadline, request_keys)
         return RouteResult(result, model, attempts, result.get("usage") or {})
@@ -65,7 +65,7 @@ class Router:
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
         def call(target, adapter, timeout):
-            return adapter.embed(target, body, timeout)
+            return adapter.embed(target, body, timeout, deadline)
 
         result, model, attempts = self._run(candidates, call, deadline, request_keys)
         return RouteResult(result, model, attempts, result.get("usage") or {})
@@ -76,8 +76,9 @@ class Router:
         deadline = self.clock() + routing.request_timeout_s
 
         def call(target, adapter, timeout):
-            ttft_deadline = self.clock() + routing.ttft_timeout_s
-            upstream = adapter.open_stream(target, body, (timeout[0], min(timeout[1], routing.ttft_timeout_s)))
+            ttft_deadline = min(deadline, self.clock() + routing.ttft_timeout_s)
+            upstream = adapter.open_stream(target, body, (timeout[0], min(timeout[1], routing.ttft_timeout_s)),
+                                           ttft_deadline)
             try:
                 head = _read_until_content(upstream.chunks, self.clock, ttft_deadline)
                 upstream.set_read_timeout(routing.stream_idle_timeout_s)

@@ -68,6 +68,16 @@ class Fault:
     def in_stream_error(after):
         return Fault("in_stream_error", after=after)
 
+    @staticmethod
+    def keepalive(seconds):
+        """SSE comments (OpenRouter's `: PROCESSING`) every 0.1 s for `seconds` before the first event."""
+        return Fault("keepalive", seconds=seconds)
+
+    @staticmethod
+    def trickle(seconds):
+        """A healthy non-stream answer sent a byte at a time over `seconds`: no single read is slow."""
+        return Fault("trickle", seconds=seconds)
+
 
 Fault.status = Fault.status_     # `Fault.status(429, ...)` reads best at call sites
 
@@ -198,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.record = record
         fault = self.upstream._fault_for(record)
         family = _FAMILIES[record.family]
-        if fault is None or fault.kind in ("ttft", "paced", "cut", "stall", "malformed", "in_stream_error"):
+        if fault is None or fault.kind in ("ttft", "paced", "cut", "stall", "malformed", "in_stream_error", "keepalive"):
             if record.endpoint == "oauth":
                 return self._json(200, family.token(self.upstream))
             if record.endpoint == "embeddings":
@@ -221,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(fault.status, b"", "text/plain", {"Location": fault.location})
         if fault.kind == "invalid_json":
             return self._send(200, b"{this is not json", "application/json")
+        if fault.kind == "trickle":
+            return self._trickle(json.dumps(family.complete(self.upstream, record)).encode(), fault.seconds)
         raise ValueError(fault.kind)
 
     # --- request parsing -------------------------------------------------------------------
@@ -295,6 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
         kind = fault.kind if fault else None
         if kind == "ttft" and not self._wait(fault.seconds):
             return
+        if kind == "keepalive" and not self._keep_alive(fault.seconds):
+            return
         events = family.stream_events(self.upstream, self.record)
         limit = fault.after if kind in ("cut", "stall", "malformed", "in_stream_error") else None
         try:
@@ -315,6 +329,32 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "in_stream_error":
                 self._chunk(family.stream_error())
             self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.record.hung_up = True
+
+    def _keep_alive(self, seconds):
+        """Send SSE comments for `seconds`; False if the client hung up meanwhile."""
+        deadline = time.monotonic() + seconds
+        try:
+            while time.monotonic() < deadline:
+                self._chunk(b": PROCESSING\n\n")
+                time.sleep(0.1)
+        except (BrokenPipeError, ConnectionResetError):
+            self.record.hung_up = True
+            return False
+        return True
+
+    def _trickle(self, payload, seconds):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        pause = seconds / len(payload)
+        try:
+            for index in range(len(payload)):
+                self.wfile.write(payload[index:index + 1])
+                self.wfile.flush()
+                time.sleep(pause)
         except (BrokenPipeError, ConnectionResetError):
             self.record.hung_up = True
 

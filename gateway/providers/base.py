@@ -5,6 +5,7 @@ and turns the upstream answer (JSON or SSE events) back into OpenAI shapes. Send
 redirect refusal and error classification live here, once.
 """
 import json
+import time
 from dataclasses import dataclass, field
 
 import requests
@@ -99,20 +100,31 @@ class ProviderAdapter:
         return errors.kind_for_status(status)
 
     # --- shared transport ----------------------------------------------------------------
-    def complete(self, target, body, timeout):
-        """Non-streaming chat: returns an OpenAI chat.completion dict or raises UpstreamError."""
+    def complete(self, target, body, timeout, deadline=None):
+        """Non-streaming chat: returns an OpenAI chat.completion dict or raises UpstreamError.
+
+        `deadline` (time.monotonic) bounds the whole answer; `timeout` bounds each connect and read.
+        """
         response = self._send(self.chat_call(target, body, stream=False), timeout)
-        return self.parse_chat(self._read_json(response), target)
+        return self.parse_chat(self._read_json(response, deadline), target)
 
-    def open_stream(self, target, body, timeout):
-        """Streaming chat: returns an UpstreamStream of OpenAI chunks."""
+    def open_stream(self, target, body, timeout, deadline=None):
+        """Streaming chat: returns an UpstreamStream of OpenAI chunks.
+
+        `deadline` bounds the wait for the stream's first content; `set_read_timeout` lifts it.
+        """
         response = self._send(self.chat_call(target, body, stream=True), timeout)
-        chunks = self.stream_chunks(iter_events(iter_raw_lines(response)), target)
-        return UpstreamStream(chunks, response.close, lambda seconds: _set_read_timeout(response, seconds))
+        limit = ReadDeadline(deadline)
+        chunks = self.stream_chunks(iter_events(iter_raw_lines(response, limit)), target)
 
-    def embed(self, target, body, timeout):
+        def after_first_chunk(seconds):
+            limit.lift()
+            _set_read_timeout(response, seconds)
+        return UpstreamStream(chunks, response.close, after_first_chunk)
+
+    def embed(self, target, body, timeout, deadline=None):
         response = self._send(self.embeddings_call(target, body), timeout)
-        return self.parse_embeddings(self._read_json(response), target)
+        return self.parse_embeddings(self._read_json(response, deadline), target)
 
     def _send(self, call, timeout):
         return self._post(call.url, timeout, json=call.json, headers=call.headers, params=call.params,
@@ -146,13 +158,9 @@ class ProviderAdapter:
         raise errors.UpstreamError(self.classify(status, payload), message, status,
                                    errors.parse_retry_after(response.headers.get("Retry-After")))
 
-    def _read_json(self, response):
+    def _read_json(self, response, deadline=None):
         try:
-            raw = _read_capped(response, MAX_JSON_BYTES)
-        except requests.Timeout:
-            raise errors.UpstreamError(errors.TIMEOUT, "upstream timed out") from None
-        except requests.RequestException as exc:
-            raise errors.UpstreamError(errors.TRANSIENT, f"upstream connection failed ({type(exc).__name__})") from None
+            raw = _read_capped(response, MAX_JSON_BYTES, ReadDeadline(deadline))
         finally:
             response.close()
         try:
@@ -164,33 +172,59 @@ class ProviderAdapter:
         return payload
 
 
-def _read_capped(response, limit):
+class ReadDeadline:
+    """The latest moment (time.monotonic) a body may still be arriving, checked on every piece.
+
+    A socket timeout bounds each read only: an upstream that trickles bytes, or sends nothing but
+    keep-alive comments, would otherwise hold the request past its deadline.
+    """
+
+    def __init__(self, at=None):
+        self.at = at
+
+    def check(self):
+        if self.at is not None and time.monotonic() > self.at:
+            raise errors.UpstreamError(errors.TIMEOUT, "upstream too slow: the deadline passed while reading")
+
+    def lift(self):
+        self.at = None
+
+
+def _read_capped(response, limit, deadline=None):
     """Read at most `limit` bytes; a larger body is a broken upstream, never buffered whole."""
     data = bytearray()
-    for piece in response.iter_content(65536):
+    for piece in _pieces(response, deadline or ReadDeadline()):
         data += piece
         if len(data) > limit:
             raise errors.UpstreamError(errors.TRANSIENT, f"upstream answer exceeds {limit} bytes", response.status_code)
     return bytes(data)
 
 
-def iter_raw_lines(response):
-    """Yield lines of a streamed body as soon as they arrive (no read-ahead buffering).
+def _pieces(response, deadline):
+    """The decoded body as it arrives, piece by piece (no read-ahead), within `deadline`.
 
-    Connection failures mid-stream become UpstreamError so the router can tell a cut from an end.
+    Read failures become UpstreamError, so the router can tell a stall or a cut from an end.
     """
     raw = response.raw
-    pieces = raw.read_chunked(decode_content=True) if raw.chunked else iter(lambda: raw.read1(65536), b"")
-    buffer = b""
     try:
+        pieces = (raw.read_chunked(decode_content=True) if raw.chunked
+                  else iter(lambda: raw.read1(65536, decode_content=True), b""))
         for piece in pieces:
-            buffer += piece
-            *lines, buffer = buffer.split(b"\n")
-            yield from lines
+            deadline.check()
+            yield piece
     except (requests.Timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
-        raise errors.UpstreamError(errors.TIMEOUT, "upstream stream stalled") from None
+        raise errors.UpstreamError(errors.TIMEOUT, "upstream stalled: nothing arrived within the read timeout") from None
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        raise errors.UpstreamError(errors.TRANSIENT, f"upstream stream broke ({type(exc).__name__})") from None
+        raise errors.UpstreamError(errors.TRANSIENT, f"upstream connection broke ({type(exc).__name__})") from None
+
+
+def iter_raw_lines(response, deadline=None):
+    """Yield lines of a streamed body as soon as they arrive (no read-ahead buffering)."""
+    buffer = b""
+    for piece in _pieces(response, deadline or ReadDeadline()):
+        buffer += piece
+        *lines, buffer = buffer.split(b"\n")
+        yield from lines
     if buffer:
         yield buffer
 

@@ -30,7 +30,7 @@ class DemoAdapter(ProviderAdapter):
         super().__init__(session)
         self.pace_s = pace_s
 
-    def complete(self, target, body, timeout):
+    def complete(self, target, body, timeout, deadline=None):
         text = self._limit(demo_reply(body["messages"]), body)
         return {
             "id": "chatcmpl-demo", "object": "chat.completion", "created": int(time.time()),
@@ -39,10 +39,10 @@ class DemoAdapter(ProviderAdapter):
             "usage": self._usage(body, text),
         }
 
-    def open_stream(self, target, body, timeout):
+    def open_stream(self, target, body, timeout, deadline=None):
         return UpstreamStream(self._chunks(target, body), lambda: None)
 
-    def embed(self, target, body, timeout):
+    def embed(self, target, body, timeout, deadline=None):
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [{"object": "embedding", "index": i, "embedding": _vector(str(text))} for i, text in enumerate(inputs)]
         tokens = sum(estimate_text(str(text)) for text in inputs)

@@ -94,9 +94,9 @@ class GeminiAdapter(ProviderAdapter):
                 request["outputDimensionality"] = body["dimensions"]
         return HttpCall(self._url(target, "batchEmbedContents"), self._headers(target), payload)
 
-    def embed(self, target, body, timeout):
+    def embed(self, target, body, timeout, deadline=None):
         """Gemini reports no token usage for embeddings, so the gateway bills an estimate of the input."""
-        result = super().embed(target, body, timeout)
+        result = super().embed(target, body, timeout, deadline)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         tokens = sum(estimate_text(text) for text in inputs)
         result["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}

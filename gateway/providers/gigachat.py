@@ -33,11 +33,13 @@ class GigaChatAdapter(ProviderAdapter):
         self._lock = threading.Lock()
 
     # --- transport: a bearer token in place of the authorization key ----------------------
-    def complete(self, target, body, timeout):
-        return self._authorized(target, timeout, lambda t: super(GigaChatAdapter, self).complete(t, body, timeout))
+    def complete(self, target, body, timeout, deadline=None):
+        return self._authorized(target, timeout,
+                                lambda t: super(GigaChatAdapter, self).complete(t, body, timeout, deadline))
 
-    def open_stream(self, target, body, timeout):
-        return self._authorized(target, timeout, lambda t: super(GigaChatAdapter, self).open_stream(t, body, timeout))
+    def open_stream(self, target, body, timeout, deadline=None):
+        return self._authorized(target, timeout,
+                                lambda t: super(GigaChatAdapter, self).open_stream(t, body, timeout, deadline))
 
     def _authorized(self, target, timeout, call):
         bearer = self._with_token(target, timeout)

@@ -179,6 +179,18 @@ def test_all_attempts_timing_out_is_504(make_app, upstream):
     assert time.monotonic() - started < 1.5
 
 
+def test_a_trickled_answer_is_cut_at_the_deadline(make_app, upstream):
+    """An answer that arrives a byte at a time never trips a per-read timeout; the overall
+    deadline still ends the request with 504 on time."""
+    client, headers = gateway_for(make_app, upstream, ["m1"], keys=("key-a",), retry={"max_attempts": 1},
+                                  routing={"request_timeout_s": 0.6})
+    upstream.script(Fault.trickle(5))
+    started = time.monotonic()
+    response = chat(client, headers)
+    assert response.status_code == 504
+    assert time.monotonic() - started < 2
+
+
 def test_redirects_are_not_followed(make_app, upstream):
     """An upstream redirect is never followed: the Location target receives nothing."""
     from fake_upstream import FakeUpstream

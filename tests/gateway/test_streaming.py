@@ -86,6 +86,19 @@ def test_stall_after_first_chunk_times_out_and_hangs_up(make_app, upstream):
     assert upstream.wait_for_hangup(0, timeout=3)
 
 
+def test_keep_alive_comments_do_not_hold_the_first_token_deadline(make_app, upstream):
+    """An upstream that sends only keep-alive comments is given up at the time-to-first-token
+    deadline (each read succeeds, so no socket timeout fires) and the next model answers."""
+    app, headers = setup(make_app, upstream, routing={"ttft_timeout_s": 0.5})
+    upstream.script(Fault.keepalive(10), model="m1")
+    started = time.monotonic()
+    _, events = stream(app.test_client(), headers)
+    assert time.monotonic() - started < 3
+    assert events[-1] == "[DONE]" and events[0]["model"] == "m2"
+    assert [r.model for r in upstream.requests] == ["m1", "m2"]
+    assert upstream.wait_for_hangup(0, timeout=3)
+
+
 def test_client_disconnect_closes_upstream(make_app, upstream):
     """A client that goes away mid-stream makes the gateway hang up on the upstream within seconds."""
     app, headers = setup(make_app, upstream)
