@@ -1,5 +1,5 @@
 """One entity per module; importing this package registers every table."""
-from models import activity_log, credit, redemption
+from models import activity_log, credit, login_session, redemption
 from models.activity_log import ActivityLog
 from models.api_key import ApiKey
 from models.conversation import ChatMessage, Conversation  # noqa: F401  (web chat history)
@@ -10,4 +10,4 @@ from models.request_log import RequestLog
 from models.user import User
 
 __all__ = ["ActivityLog", "ApiKey", "CreditTransaction", "RedemptionCode", "RequestLog", "Reservation", "User",
-           "UserProviderKey", "activity_log", "credit", "redemption"]
+           "UserProviderKey", "activity_log", "credit", "login_session", "redemption"]

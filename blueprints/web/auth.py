@@ -8,10 +8,11 @@ from htmx_flask import make_response as htmx_response
 
 from blueprints.web.security import protect
 from extensions import db, login_manager
-from models import User
+from models import User, login_session
 
 bp = protect(Blueprint("auth", __name__))
 MIN_PASSWORD = 8
+SESSION_TOKEN = "login"
 
 
 def init_login_manager(app):
@@ -22,7 +23,18 @@ def init_login_manager(app):
 
 
 def _load_user(user_id):
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """The session's user, only while its login is live on the server (logout ends it everywhere it was copied)."""
+    if not user_id.isdigit() or not login_session.is_live(session.get(SESSION_TOKEN), int(user_id)):
+        return None
+    return db.session.get(User, int(user_id))
+
+
+def _sign_in(user):
+    """A fresh session (a planted cookie cannot ride into the login) tied to a new server-side login."""
+    session.clear()
+    login_user(user)
+    session[SESSION_TOKEN] = login_session.start(user.id)
+    db.session.commit()
 
 
 def _unauthorized():
@@ -46,8 +58,7 @@ def register():
         error = _registration_error(username, request.form.get("password", ""), request.form.get("confirm", ""))
         if error is None:
             user = _create_account(username, request.form["password"])
-            session.clear()
-            login_user(user)
+            _sign_in(user)
             flash(f"Welcome, {user.username}! Create an API key or start a chat."
                   + (" You are the administrator of this gateway." if user.is_admin else ""), "success")
             return redirect(url_for("keys.index"))
@@ -93,8 +104,7 @@ def login():
         elif not user.is_active:
             error = "This account is disabled; ask an administrator."
         else:
-            session.clear()           # a fresh session: a planted cookie cannot ride into the login
-            login_user(user)
+            _sign_in(user)
             return redirect(_safe_next(request.args.get("next")) or url_for("chat.index"))
     return render_template("auth/login.html", error=error, username=username), 401 if error else 200
 
@@ -102,6 +112,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    login_session.end(session.get(SESSION_TOKEN))
+    db.session.commit()
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

@@ -58,6 +58,23 @@ def test_login_logout_and_session_rotation(app, web):
     assert anonymous.status_code == 302 and "/login" in anonymous.location
 
 
+def test_logout_ends_the_session_even_for_a_copied_cookie(app, web):
+    """The session cookie is only a pointer to a server-side login: a copy taken before logout
+    (a stolen cookie) is refused after it, while the user's other logins stay signed in."""
+    web("alice")
+    laptop, phone = web(), web()
+    laptop.login("alice")
+    phone.login("alice")
+    stolen = laptop.client.get_cookie("session").value
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/keys").status_code == 200
+    assert laptop.post("/logout", htmx=False).status_code == 302
+    refused = thief.get("/keys")
+    assert refused.status_code == 302 and "/login" in refused.location
+    assert phone.get("/keys").status_code == 200
+
+
 def test_login_follows_only_local_next(app, web):
     web("alice")
     assert web().login("alice", next="/models").location.endswith("/models")
