@@ -4,6 +4,7 @@ import os
 import requests
 from requests.adapters import HTTPAdapter
 
+from gateway import ssrf
 from gateway.catalog import Catalog
 from gateway.errors import BadRequest, GatewayError, ModelNotFound, StreamInterrupted
 from gateway.providers import adapter_for
@@ -12,20 +13,27 @@ from gateway.router import Router
 __all__ = ["Gateway", "GatewayError", "BadRequest", "ModelNotFound", "StreamInterrupted", "new_session"]
 
 
-def new_session(pool_size=256):
+def new_session(pool_size=256, adapter=None, proxies=True):
     """One pooled HTTP session per worker; the router is the only retry loop (max_retries=0).
 
     `trust_env` is off so no per-request environment/netrc lookups run on the hot path; a proxy
-    set in the environment at start is still honoured.
+    set in the environment at start is still honoured (unless `proxies` is False).
     """
     session = requests.Session()
     session.trust_env = False
-    session.proxies = {scheme: os.environ[var] for scheme, var in (("http", "HTTP_PROXY"), ("https", "HTTPS_PROXY"))
-                       if os.environ.get(var)}
-    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=pool_size, max_retries=0)
+    if proxies:
+        session.proxies = {scheme: os.environ[var] for scheme, var in (("http", "HTTP_PROXY"), ("https", "HTTPS_PROXY"))
+                           if os.environ.get(var)}
+    adapter = adapter or HTTPAdapter(pool_connections=32, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def user_url_session(allowlist):
+    """The session for base URLs that users typed in: each connection's address is checked, and no
+    proxy is used (behind a proxy the gateway could not see where a connection really went)."""
+    return new_session(adapter=ssrf.user_url_adapter(tuple(allowlist)), proxies=False)
 
 
 class Gateway:
@@ -36,5 +44,6 @@ class Gateway:
         self.session = session or new_session()
         self.catalog = Catalog(settings)
         families = {p.type for p in settings.providers.values()}
-        self.adapters = {family: adapter_for(family, self.session) for family in families}
+        users_session = user_url_session(settings.user_url_allowlist)
+        self.adapters = {family: adapter_for(family, self.session, users_session) for family in families}
         self.router = Router(settings, self.adapters)

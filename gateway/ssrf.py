@@ -3,11 +3,18 @@
 Operator URLs in the configuration file are trusted (a local vLLM is normal); a user's are not:
 loopback, private, link-local (cloud metadata at 169.254.169.254), reserved and multicast
 addresses are refused, for every address the name resolves to. Checked when the URL is saved
-and again before each call, so a name that later resolves inward is still refused.
+and again before each call, so a name that later resolves inward is still refused; and calls to
+such URLs go through `user_url_adapter`, which checks the address each connection really
+reached, so a name that resolves one way for the check and another for the call (DNS
+rebinding) is refused too.
 """
 import ipaddress
 import socket
 import urllib.parse
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 
 class UnsafeURL(ValueError):
@@ -33,20 +40,67 @@ def check_url(url, allowlist=()):
     if host in allowlist:
         return url
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
+        addresses = _resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
     except (socket.gaierror, UnicodeError, ValueError):
         raise UnsafeURL(f"The host '{host}' cannot be resolved.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if getattr(address, "ipv4_mapped", None):
-            address = address.ipv4_mapped
-        if _allowed(address, allowlist):
-            continue
-        if not address.is_global or address.is_multicast:
-            raise UnsafeURL(f"The host '{host}' points to a private, loopback, link-local or reserved address "
-                            f"({address}); the gateway will not call it.")
+    for address in addresses:
+        check_address(address, host, allowlist)
     return url
+
+
+def check_address(address, host, allowlist=()):
+    """Raise UnsafeURL unless the IP `address` (text) is public or inside an allow-listed range."""
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    if _allowed(ip, allowlist):
+        return
+    if not ip.is_global or ip.is_multicast:
+        raise UnsafeURL(f"The host '{host}' points to a private, loopback, link-local or reserved address "
+                        f"({ip}); the gateway will not call it.")
+
+
+def _resolve(host, port):
+    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+def user_url_adapter(allowlist=(), pool_size=64):
+    """A requests adapter whose every new connection is refused unless it reached a safe address.
+
+    :raise UnsafeURL: from `session.post`, when a connection reached a refused address.
+    """
+    def check_peer(connection, sock):
+        if connection.host not in allowlist:
+            try:
+                check_address(sock.getpeername()[0], connection.host, allowlist)
+            except UnsafeURL:
+                sock.close()
+                raise
+
+    class CheckedHTTPConnection(HTTPConnection):
+        def _new_conn(self):
+            sock = super()._new_conn()
+            check_peer(self, sock)
+            return sock
+
+    class CheckedHTTPSConnection(HTTPSConnection):
+        def _new_conn(self):
+            sock = super()._new_conn()
+            check_peer(self, sock)
+            return sock
+
+    class CheckedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = CheckedHTTPConnection
+
+    class CheckedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = CheckedHTTPSConnection
+
+    class CheckedAdapter(HTTPAdapter):
+        def init_poolmanager(self, *args, **kwargs):
+            super().init_poolmanager(*args, **kwargs)
+            self.poolmanager.pool_classes_by_scheme = {"http": CheckedHTTPPool, "https": CheckedHTTPSPool}
+
+    return CheckedAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
 
 
 def _allowed(address, allowlist):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import requests
 import urllib3
 
-from gateway import errors
+from gateway import errors, ssrf
 from gateway.sse import iter_events
 
 MAX_JSON_BYTES = 32 * 1024 * 1024     # a bigger upstream answer is treated as broken, not buffered
@@ -57,8 +57,10 @@ class ProviderAdapter:
     supports_embeddings = False
     supports_tools = True
 
-    def __init__(self, session=None):
+    def __init__(self, session=None, user_url_session=None):
+        """`user_url_session` serves base URLs that users entered (it checks where each connection went)."""
         self.session = session or requests.Session()
+        self.user_url_session = user_url_session or self.session
 
     # --- what a family module implements -------------------------------------------------
     def chat_call(self, target, body, stream):
@@ -105,7 +107,7 @@ class ProviderAdapter:
 
         `deadline` (time.monotonic) bounds the whole answer; `timeout` bounds each connect and read.
         """
-        response = self._send(self.chat_call(target, body, stream=False), timeout)
+        response = self._send(self.chat_call(target, body, stream=False), timeout, target)
         return self.parse_chat(self._read_json(response, deadline), target)
 
     def open_stream(self, target, body, timeout, deadline=None):
@@ -113,7 +115,7 @@ class ProviderAdapter:
 
         `deadline` bounds the wait for the stream's first content; `set_read_timeout` lifts it.
         """
-        response = self._send(self.chat_call(target, body, stream=True), timeout)
+        response = self._send(self.chat_call(target, body, stream=True), timeout, target)
         limit = ReadDeadline(deadline)
         chunks = self.stream_chunks(iter_events(iter_raw_lines(response, limit)), target)
 
@@ -123,17 +125,21 @@ class ProviderAdapter:
         return UpstreamStream(chunks, response.close, after_first_chunk)
 
     def embed(self, target, body, timeout, deadline=None):
-        response = self._send(self.embeddings_call(target, body), timeout)
+        response = self._send(self.embeddings_call(target, body), timeout, target)
         return self.parse_embeddings(self._read_json(response, deadline), target)
 
-    def _send(self, call, timeout):
-        return self._post(call.url, timeout, json=call.json, headers=call.headers, params=call.params,
-                          verify=call.verify)
+    def _send(self, call, timeout, target):
+        user_url = target.key is not None and bool(target.key.base_url)
+        return self._post(call.url, timeout, session=self.user_url_session if user_url else self.session,
+                          json=call.json, headers=call.headers, params=call.params, verify=call.verify)
 
-    def _post(self, url, timeout, what="upstream", **request):
+    def _post(self, url, timeout, what="upstream", session=None, **request):
         """POST; redirects are never followed (a redirect could carry the key away); failures become UpstreamError."""
         try:
-            response = self.session.post(url, timeout=timeout, stream=True, allow_redirects=False, **request)
+            response = (session or self.session).post(url, timeout=timeout, stream=True, allow_redirects=False,
+                                                      **request)
+        except ssrf.UnsafeURL as exc:          # a user's URL whose connection reached a refused address
+            raise errors.UpstreamError(errors.AUTH, str(exc)) from None
         except requests.Timeout:
             raise errors.UpstreamError(errors.TIMEOUT, f"{what} timed out") from None
         except requests.RequestException as exc:

@@ -27,8 +27,8 @@ _FORWARDED = ("temperature", "top_p", "max_tokens", "stream", "repetition_penalt
 class GigaChatAdapter(ProviderAdapter):
     family = "gigachat"
 
-    def __init__(self, session=None):
-        super().__init__(session)
+    def __init__(self, session=None, user_url_session=None):
+        super().__init__(session, user_url_session)
         self._tokens = {}                  # key id -> (access token, expires at, epoch seconds)
         self._lock = threading.Lock()
 

@@ -56,6 +56,26 @@ def test_allowlist_and_call_time_check(make_app, upstream):
     assert [r.key for r in upstream.requests] == ["operator-key"]
 
 
+def test_a_name_that_rebinds_inward_after_the_check_is_refused_at_connect(make_app, upstream, monkeypatch):
+    """DNS rebinding: the name resolves to a public address when checked, then to 127.0.0.1 when the
+    call connects. The connection's real address is checked too: the user's key is never sent there,
+    and the request is served with the operator's key instead."""
+    monkeypatch.setattr(ssrf, "_resolve", lambda host, port: ["93.184.216.34"])     # the check's DNS answer
+    app = make_app(gateway_config(upstream, ["m1"], keys=("operator-key",), retry={"max_attempts": 1}))
+    user = make_user(app)
+    headers = {"Authorization": f"Bearer {make_key(app, user)}"}
+    response = app.test_client().post("/api/v1/provider-keys", headers=headers, json={
+        "provider_name": "openai", "api_key": "sk-rebound-key", "name": "rebound",
+        "base_url": f"http://localhost:{upstream.port}/v1"})
+    assert response.status_code == 201
+    answer = app.test_client().post("/v1/chat/completions", headers=headers,
+                                    json={"model": "m1", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.status_code == 200
+    assert [r.key for r in upstream.requests] == ["operator-key"]
+    [key] = app.test_client().get("/api/v1/provider-keys", headers=headers).get_json()
+    assert key["status"] == "invalid"                 # out of rotation until its owner fixes the URL
+
+
 def test_generate_text(gateway, upstream):
     app, client, headers = gateway
     answer = client.post("/api/v1/chat/generate-text", headers=headers, json={
