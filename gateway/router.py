@@ -280,6 +280,11 @@ class StreamSession:
         self._chunks = chunks
         self._close = close
         self._include_usage = include_usage
+        self._periodic = None              # (seconds, action, next due), see `every`
+
+    def every(self, seconds, action):
+        """Call `action` at most once per `seconds` while chunks keep coming (a stream's housekeeping)."""
+        self._periodic = (seconds, action, time.monotonic() + seconds)
 
     def __iter__(self):
         try:
@@ -287,6 +292,10 @@ class StreamSession:
                 if chunk.get("usage"):
                     self.usage = chunk["usage"]
                 self._observe(chunk)
+                if self._periodic and time.monotonic() >= self._periodic[2]:
+                    seconds, action, _ = self._periodic
+                    self._periodic = (seconds, action, time.monotonic() + seconds)
+                    action()
                 if chunk.get("choices") or self._include_usage:
                     yield chunk
         except errors.UpstreamError as exc:

@@ -43,7 +43,7 @@ class Reservation(db.Model):
     api_key_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("api_keys.id"))
     amount: so.Mapped[int] = so.mapped_column(sa.BigInteger)
     status: so.Mapped[str] = so.mapped_column(sa.String(10), default=HELD, index=True)
-    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)    # or last renewed (`renew`)
 
 
 @dataclass
@@ -112,6 +112,13 @@ def release(request_id):
         db.session.rollback()
         return
     _unhold(held)
+    db.session.commit()
+
+
+def renew(request_id):
+    """A live request (a long stream) still needs its hold: restart the hold's sweep clock."""
+    db.session.execute(sa.update(Reservation).where(Reservation.request_id == request_id, Reservation.status == HELD)
+                       .values(created_at=utcnow()))
     db.session.commit()
 
 

@@ -40,6 +40,7 @@ def route_chat(caller, body, turn, stream, include_usage=False):
         turn.reserve(candidates, body)
         if stream:
             outcome = router.stream(candidates, body, keys, include_usage=include_usage)
+            turn.hold_while_streaming(outcome)
         else:
             outcome = router.complete(candidates, body, keys)
     except GatewayError as exc:

@@ -85,6 +85,15 @@ class Turn:
         finally:
             db.session.close()      # no pooled connection is held while the upstream works
 
+    def hold_while_streaming(self, session):
+        """Renew the reservation while a long stream runs, so the sweeper never releases a live hold."""
+        if self.reserved:
+            session.every(self.app.config["RESERVATION_SWEEP_S"] / 3, self._renew_hold)
+
+    def _renew_hold(self):
+        with self._app_context():
+            credit.renew(self.request_id)
+
     def failed(self, exc):
         """Release the reservation and log the refusal or failure."""
         with self._app_context():

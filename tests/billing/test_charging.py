@@ -173,6 +173,32 @@ def test_sweeper_releases_reservations_of_dead_workers(make_app, upstream):
 
 
 
+def test_a_long_stream_keeps_its_hold_from_the_sweeper(make_app, upstream):
+    """A stream that runs longer than the sweeper's age limit renews its hold as it goes: the sweeper
+    releases nothing while it runs, and the stream is charged once when it ends."""
+    app = make_app(gateway_config(upstream, {"m1": {"provider": "openai", **PRICED}}, keys=("key-a",)),
+                   RESERVATION_SWEEP_S=0.6)
+    user_id = make_user(app)
+    with app.app_context():
+        credit.grant(user_id, 100 * MICRO)
+        db.session.commit()
+    headers = {"Authorization": f"Bearer {make_key(app, user_id)}"}
+    upstream.reply_text, upstream.chunks = "word " * 40, 20
+    upstream.script(Fault.paced(0.1), model="m1")
+    swept = []
+    with live_server(app) as base:
+        response = requests.post(base + CHAT, json={"model": "m1", "messages": HELLO, "stream": True},
+                                 headers=headers, stream=True, timeout=10)
+        started = time.monotonic()
+        for _ in response.iter_lines():
+            if time.monotonic() - started > 1.0 and not swept:      # the hold is older than 0.6 s by now
+                with app.app_context():
+                    swept.append(credit.sweep(older_than_s=0.6))
+    assert swept == [0]
+    assert len(charges(app, user_id)) == 1
+    assert held_reservations(app) == 0
+
+
 def test_reconciliation_after_mixed_run(make_app, upstream):
     """After successes, failures, fallbacks and broken streams: debits = Σ served usage × answering price."""
     app, user_id = priced_gateway(make_app, upstream, retry={"max_attempts": 1})
