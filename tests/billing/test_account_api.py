@@ -8,7 +8,7 @@ from extensions import db
 from fake_upstream import Fault
 from helpers import gateway_config
 from ledger import MICRO, PRICED, money
-from models import ApiKey, RedemptionCode, credit
+from models import ApiKey, RedemptionCode, User, UserProviderKey, credit
 
 
 @pytest.fixture
@@ -152,3 +152,28 @@ def test_models_catalog_api(setup):
     key = make_key(app, alice)
     models = app.test_client().get("/api/models", headers=auth(key)).get_json()["models"]
     assert [(m["id"], m["input_per_mtok"]) for m in models] == [("m1", 1000.0)]
+
+
+def test_fields_an_endpoint_does_not_take_are_ignored(setup):
+    """No body can move a key to another user, raise a role or add credit: unknown fields
+    (`user_id`, `role`, `balance`, `status`…) are ignored by every writing endpoint."""
+    app, alice, bob = setup
+    key = make_key(app, alice)
+    client = app.test_client()
+    with app.app_context():
+        key_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == alice))
+    extra = {"user_id": bob, "role": "admin", "balance": 10 ** 12, "status": "invalid", "used_quota": 0}
+    assert client.put(f"/api/keys/{key_id}/quota", headers=auth(key),
+                      json={"remain_quota": 7, **extra}).status_code == 200
+    created = client.post("/api/v1/provider-keys", headers=auth(key),
+                          json={"provider_name": "openai", "api_key": "sk-x-1234", "name": "k", **extra})
+    assert created.status_code == 201
+    provider_key = created.get_json()["id"]
+    assert client.patch(f"/api/v1/provider-keys/{provider_key}", headers=auth(key),
+                        json={"name": "renamed", **extra}).status_code == 200
+    with app.app_context():
+        assert db.session.get(ApiKey, key_id).user_id == alice
+        assert {u.id: (u.role, u.balance) for u in db.session.scalars(db.select(User))} == {
+            alice: ("user", 10 * MICRO), bob: ("user", 0)}
+        stored = db.session.scalars(db.select(UserProviderKey)).one()
+        assert (stored.user_id, stored.name, stored.status) == (alice, "renamed", "active")

@@ -60,6 +60,18 @@ def test_reservation_counts_everything_the_upstream_reads(make_app, upstream, ex
     assert money(app, user_id)[:3] == (MICRO, 0, MICRO)
 
 
+def test_a_huge_max_tokens_is_reserved_in_full(make_app, upstream):
+    """max_tokens is the worst case the answer may cost: a huge one against a small balance is a 402
+    before any upstream call, not a bet that the answer stays short."""
+    app, user_id = priced_gateway(make_app, upstream, credits=1)
+    headers = {"Authorization": f"Bearer {make_key(app, user_id)}"}
+    response = app.test_client().post(CHAT, json={"model": "m1", "messages": HELLO, "max_tokens": 1_000_000},
+                                      headers=headers)
+    assert response.status_code == 402
+    assert response.get_json()["error"]["credits_required"] > 1
+    assert upstream.requests == []
+
+
 def test_key_quota_limits_before_the_balance(make_app, upstream):
     """A rich user with a nearly spent key: 402 says the key quota refused, with what it has left."""
     app, user_id = priced_gateway(make_app, upstream)

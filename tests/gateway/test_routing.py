@@ -1,6 +1,8 @@
 """Fallback, key failover, retries and circuit breakers, proven from the fake upstream's own log."""
 import time
 
+import pytest
+
 from conftest import make_key, make_user
 from fake_upstream import Fault
 from helpers import gateway_config
@@ -108,12 +110,14 @@ def test_retry_succeeds_when_a_later_attempt_works(make_app, upstream):
     assert len(upstream.requests) == 3
 
 
-def test_upstream_400_is_tried_once_and_rewrapped(make_app, upstream):
-    """An upstream 400 is returned at once (no retry, no fallback, key kept) with our own error shape."""
+@pytest.mark.parametrize("status", [400, 404, 413, 422])
+def test_upstream_request_errors_are_tried_once_and_rewrapped(make_app, upstream, status):
+    """An upstream 400/404/413/422 (the request itself is wrong) is returned at once (no retry, no
+    fallback, key kept) with our own error shape."""
     client, headers = gateway_for(make_app, upstream, ["m1", "m2"], {"g": ["m1", "m2"]})
-    upstream.script(Fault.status(400, "bad parameter sk-leakedsecret123"), model="m1", times=1)
+    upstream.script(Fault.status(status, "bad parameter sk-leakedsecret123"), model="m1", times=1)
     response = chat(client, headers)
-    assert response.status_code == 400
+    assert response.status_code == status
     error = response.get_json()["error"]
     assert error["code"] == "upstream_rejected_request"
     assert "sk-leakedsecret123" not in error["message"]
