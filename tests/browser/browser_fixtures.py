@@ -4,10 +4,14 @@ Imported by the browser tests (not a conftest.py: that would shadow the root `co
 that other test folders import helpers from).
 """
 import os
+from pathlib import Path
 
 import pytest
+from helpers import live_server
 
 CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct-horse-battery"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -39,3 +43,26 @@ def page(browser):
     yield page
     context.close()
     assert errors == [], errors
+
+
+@pytest.fixture
+def base_url(app):
+    """The test module's `app` served on a live 127.0.0.1 port."""
+    with live_server(app) as url:
+        yield url
+
+
+def register(page, base_url, username="alice"):
+    """Create an account through the form; a new account lands on /keys."""
+    page.goto(base_url + "/register")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=confirm]", PASSWORD)
+    page.click("button:has-text('Create account')")
+    page.wait_for_url(base_url + "/keys")
+
+
+def screenshot(page, name):
+    """Save the whole page under docs/screenshots (the README shows them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)

@@ -1,12 +1,8 @@
 """Credits in a real browser: an admin creates a code, a user redeems it, the nav badge follows the balance."""
-from pathlib import Path
 
 import pytest
-from browser_fixtures import browser, page  # noqa: F401  (fixtures)
-from helpers import gateway_config, live_server
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-PASSWORD = "correct-horse-battery"
+from browser_fixtures import base_url, browser, page, register, screenshot  # noqa: F401  (fixtures)
+from helpers import gateway_config
 
 
 @pytest.fixture
@@ -14,21 +10,6 @@ def app(make_app, upstream):
     """One model priced per request only, so an answer costs exactly 0.25 credits whatever its tokens."""
     upstream.reply_text, upstream.chunks = "A priced answer, in a few pieces.", 4
     return make_app(gateway_config(upstream, {"m1": {"provider": "openai", "per_request": 0.25}}))
-
-
-@pytest.fixture
-def base_url(app):
-    with live_server(app) as url:
-        yield url
-
-
-def register(page, base_url, username):
-    page.goto(base_url + "/register")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.fill("input[name=confirm]", PASSWORD)
-    page.click("button:has-text('Create account')")
-    page.wait_for_url(base_url + "/keys")
 
 
 def badge_shows(page, text):
@@ -71,8 +52,7 @@ def test_admin_code_is_redeemed_and_the_badge_follows_redeem_and_chat(page, base
     page.wait_for_selector("text=This code does not exist or was already redeemed")
     assert page.locator("#ledger-rows tr").count() == 1
     badge_shows(page, "27.50")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "credits.png"), full_page=True)
+    screenshot(page, "credits.png")
 
     # 4. A priced chat answer: once its stream is done the badge shows the charged balance, without a reload.
     page.goto(base_url + "/chat")

@@ -1,33 +1,16 @@
 """/provider-keys in a real browser: add two keys, select the second, test it, delete the first, and watch
 the history panel follow every change through htmx, without a page reload."""
-from pathlib import Path
 
 import pytest
-from browser_fixtures import browser, page  # noqa: F401  (fixtures)
-from helpers import gateway_config, live_server
+from browser_fixtures import base_url, browser, page, register, screenshot  # noqa: F401  (fixtures)
+from helpers import gateway_config
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 SECRETS = {"First": "sk-browser-first-key-1111", "Second": "sk-browser-second-key-2222"}
 
 
 @pytest.fixture
 def app(make_app, upstream):
     return make_app(gateway_config(upstream, ["m1"], keys=("operator-key",), retry={"max_attempts": 1}))
-
-
-@pytest.fixture
-def base_url(app):
-    with live_server(app) as url:
-        yield url
-
-
-def register(page, base_url, username="alice"):
-    page.goto(base_url + "/register")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "correct-horse-battery")
-    page.fill("input[name=confirm]", "correct-horse-battery")
-    page.click("button:has-text('Create account')")
-    page.wait_for_url(base_url + "/keys")
 
 
 def add_key(page, name):
@@ -70,9 +53,8 @@ def test_add_select_test_and_delete_with_a_live_history(page, base_url, upstream
     card(page, "Second").get_by_role("button", name="Test").click()
     card(page, "Second").locator("text=OK: m1 answered in").wait_for()
     assert [r.key for r in upstream.requests] == [SECRETS["Second"]]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")                # the history panel is sticky: shoot it at the top
-    page.screenshot(path=str(SCREENSHOTS / "provider-keys.png"), full_page=True)
+    screenshot(page, "provider-keys.png")
 
     page.once("dialog", lambda dialog: dialog.accept())
     card(page, "First").get_by_role("button", name="Delete").click()

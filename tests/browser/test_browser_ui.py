@@ -1,17 +1,15 @@
 """The web UI in a real browser: register, keys shown once, streamed chat, stop, model switch, revoke."""
-from pathlib import Path
 
 import pytest
 import requests
 import sqlalchemy as sa
-from browser_fixtures import browser, page  # noqa: F401  (fixtures)
-from helpers import gateway_config, live_server
+from browser_fixtures import base_url, browser, page, register, screenshot  # noqa: F401  (fixtures)
+from helpers import gateway_config
 
 from extensions import db
 from fake_upstream import Fault
 from models import User, credit
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 REPLY = "Streaming works: this answer arrives in pieces, one small chunk at a time, over server-sent events."
 
 
@@ -21,21 +19,6 @@ def app(make_app, upstream):
     return make_app(gateway_config(upstream, {"m1": {"provider": "openai", "input_per_mtok": 0.5,
                                                     "output_per_mtok": 1.5},
                                              "m2": {"provider": "openai"}}, groups={"main": ["m1", "m2"]}))
-
-
-@pytest.fixture
-def base_url(app):
-    with live_server(app) as url:
-        yield url
-
-
-def register(page, base_url, username="alice"):
-    page.goto(base_url + "/register")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "correct-horse-battery")
-    page.fill("input[name=confirm]", "correct-horse-battery")
-    page.click("button:has-text('Create account')")
-    page.wait_for_url(base_url + "/keys")
 
 
 def test_keys_are_shown_once_and_revoked_keys_are_refused(page, base_url):
@@ -65,8 +48,7 @@ def test_keys_are_shown_once_and_revoked_keys_are_refused(page, base_url):
     page.locator(".key-card", has_text="laptop").locator("textarea[name=allow_ips]").fill("127.0.0.1, 10.0.0.0/8")
     page.locator(".key-card", has_text="laptop").locator("button:has-text('Save')").click()
     page.wait_for_selector("text=IPs: 127.0.0.1/32, 10.0.0.0/8")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "keys.png"), full_page=True)
+    screenshot(page, "keys.png")
 
     page.once("dialog", lambda dialog: dialog.accept())
     page.locator(".key-card", has_text="laptop").locator("button:has-text('Revoke')").click()
@@ -136,8 +118,7 @@ def test_chat_streams_in_pieces_stops_and_switches_models(page, app, base_url, u
     assert len(upstream.requests) == requests_before_stop          # reload did not call the upstream again
 
     page.set_viewport_size({"width": 1280, "height": 900})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=True)
+    screenshot(page, "chat.png")
 
 
 def test_models_page_filters_as_you_type(page, base_url):
