@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from extensions import db
+from extensions import db, execute_core
 from models.api_key import ApiKey
 from models.user import User, utcnow
 
@@ -63,16 +63,16 @@ def reserve(request_id, user_id, key_id, amount, key_limited=True):
     """
     if amount <= 0:
         return None
-    held = db.session.execute(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).first()
+    held = execute_core(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).first()
     if held is None:
         db.session.rollback()
         raise InsufficientCredit("user_balance", amount, available_balance(user_id))
     held_key = key_id if key_limited and key_id is not None else None
-    if held_key is not None and db.session.execute(_HOLD_QUOTA, {"kid": key_id, "amount": amount}).rowcount != 1:
+    if held_key is not None and execute_core(_HOLD_QUOTA, {"kid": key_id, "amount": amount}).rowcount != 1:
         db.session.rollback()
         key = db.session.get(ApiKey, key_id)
         raise InsufficientCredit("key_quota", amount, max(0, key.remain_quota - key.reserved_quota))
-    db.session.execute(_RESERVATIONS.insert(), {"request_id": request_id, "user_id": user_id, "api_key_id": held_key,
+    execute_core(_RESERVATIONS.insert(), {"request_id": request_id, "user_id": user_id, "api_key_id": held_key,
                                                 "amount": amount, "status": HELD, "created_at": utcnow()})
     db.session.commit()
     return held.balance - held.reserved
@@ -89,19 +89,19 @@ def settle(request_id, user_id, key_id, cost, description):
     if held is None and cost <= 0:
         return 0, None
     params = {"uid": user_id, "held": amount, "charge": cost}
-    row = db.session.execute(_CHARGE, params).first() if cost > 0 else None
+    row = execute_core(_CHARGE, params).first() if cost > 0 else None
     if row is not None:
         charge = cost
     else:                                   # free, or dearer than what is left: take what there is
-        balance = db.session.execute(_UNHOLD_BALANCE, params).scalar_one()
+        balance = execute_core(_UNHOLD_BALANCE, params).scalar_one()
         charge = max(0, min(cost, balance))
-        row = db.session.execute(_CHARGE, {**params, "held": 0, "charge": charge}).first()
+        row = execute_core(_CHARGE, {**params, "held": 0, "charge": charge}).first()
     if charge:
-        db.session.execute(_LEDGER.insert(), {"user_id": user_id, "amount": -charge, "balance_after": row.balance,
+        execute_core(_LEDGER.insert(), {"user_id": user_id, "amount": -charge, "balance_after": row.balance,
                                               "kind": "charge", "request_id": request_id,
                                               "description": description[:300], "created_at": utcnow()})
     if key_id is not None:
-        db.session.execute(_SPEND_QUOTA, {"kid": key_id, "held": amount if held_key else 0, "charge": charge})
+        execute_core(_SPEND_QUOTA, {"kid": key_id, "held": amount if held_key else 0, "charge": charge})
     return charge, max(0, row.balance - row.reserved)
 
 
@@ -155,13 +155,13 @@ def available_balance(user_id):
 
 def _close_reservation(request_id, status):
     """Flip held → status exactly once; returns the held row (amount, user, key), or None."""
-    return db.session.execute(_CLOSE, {"rid": request_id, "new_status": status}).first()
+    return execute_core(_CLOSE, {"rid": request_id, "new_status": status}).first()
 
 
 def _unhold(held):
-    db.session.execute(_UNHOLD_BALANCE, {"uid": held.user_id, "held": held.amount})
+    execute_core(_UNHOLD_BALANCE, {"uid": held.user_id, "held": held.amount})
     if held.api_key_id is not None:
-        db.session.execute(_UNHOLD_QUOTA, {"kid": held.api_key_id, "held": held.amount})
+        execute_core(_UNHOLD_QUOTA, {"kid": held.api_key_id, "held": held.amount})
 
 
 # The hot path's statements, built once: every request runs several, so their construction

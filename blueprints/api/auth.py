@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import request
 
-from extensions import db
+from extensions import execute_core
 from gateway.errors import GatewayError
 from models import ApiKey, User, UserProviderKey
 from models.api_key import hash_key, looks_like_key
@@ -44,7 +44,7 @@ def authenticate():
     if not raw:
         raise GatewayError(401, "Missing API key: send 'Authorization: Bearer sk-…' or 'x-api-key'.",
                            "invalid_request_error", "missing_api_key")
-    row = db.session.execute(_KEY_LOOKUP, {"hash": hash_key(raw)}).first() if looks_like_key(raw) else None
+    row = execute_core(_KEY_LOOKUP, {"hash": hash_key(raw)}).first() if looks_like_key(raw) else None
     if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
         raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
     caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()),
