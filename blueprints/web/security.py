@@ -3,10 +3,16 @@
 CSRF is checked only by the web blueprints (`protect(bp)`), never app-wide: /v1 routes are
 authenticated by a header a cross-site page cannot send, so they need no token.
 """
+import math
+import time
+from functools import wraps
+
 from flask import current_app, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
 
 csrf = CSRFProtect()
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -26,14 +32,11 @@ SECURITY_HEADERS = {
 
 
 def init_app(app):
-    """Bind CSRF (checked only where `protect` asks), a private limiter, and the headers."""
+    """Bind CSRF (checked only where `protect` asks) and the headers."""
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     # The token lives as long as the session: a chat tab left open for hours must still post.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     csrf.init_app(app)
-    # In-memory and with no default limits: it throttles only what `throttle` names, per process.
-    app.extensions["web_limiter"] = Limiter(get_remote_address, app=app, default_limits=[],
-                                            storage_uri="memory://", key_prefix="web")
     app.after_request(add_security_headers)
 
 
@@ -47,13 +50,24 @@ def protect(bp):
 
 
 def throttle(app, endpoint, limit):
-    """Limit POSTs to `endpoint` per remote address.
+    """Limit POSTs to `endpoint` per remote address (in memory, per process), answering 429.
 
-    The view is wrapped in this app's own limiter (not decorated at import), so every app made by
-    the factory, e.g. one per test, counts separately.
+    Only the named view is wrapped, by this app's own limiter: no hook runs on any other route
+    (the API's hot path included), and every app made by the factory, e.g. one per test, counts
+    separately.
     """
+    limiter, rate = MovingWindowRateLimiter(MemoryStorage()), parse(limit)
     view = app.view_functions[endpoint]
-    app.view_functions[endpoint] = app.extensions["web_limiter"].limit(limit, methods=["POST"])(view)
+
+    @wraps(view)
+    def throttled(*args, **kwargs):
+        address = request.remote_addr or ""
+        if request.method == "POST" and not limiter.hit(rate, endpoint, address):
+            reset = limiter.get_window_stats(rate, endpoint, address).reset_time
+            raise TooManyRequests("Too many attempts; wait a minute and try again.",
+                                  retry_after=max(1, math.ceil(reset - time.time())))
+        return view(*args, **kwargs)
+    app.view_functions[endpoint] = throttled
 
 
 def add_security_headers(response):
