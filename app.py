@@ -9,7 +9,7 @@ from flask import Flask
 import commands
 from blueprints import register_blueprints
 from config import Config, ensure_instance_secrets
-from extensions import db, htmx, login_manager
+from extensions import SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
 from gateway import Gateway
 from gateway import config as gateway_config
 from gateway.vault import Vault
@@ -106,6 +106,6 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from extensions import db, execute_core
+from extensions import begin_write, db, execute_core
 from models.api_key import ApiKey
 from models.user import User, utcnow
 
@@ -63,6 +63,7 @@ def reserve(request_id, user_id, key_id, amount, key_limited=True):
     """
     if amount <= 0:
         return None
+    begin_write()
     held = execute_core(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).first()
     if held is None:
         db.session.rollback()
@@ -73,7 +74,7 @@ def reserve(request_id, user_id, key_id, amount, key_limited=True):
         key = db.session.get(ApiKey, key_id)
         raise InsufficientCredit("key_quota", amount, max(0, key.remain_quota - key.reserved_quota))
     execute_core(_RESERVATIONS.insert(), {"request_id": request_id, "user_id": user_id, "api_key_id": held_key,
-                                                "amount": amount, "status": HELD, "created_at": utcnow()})
+                                          "amount": amount, "status": HELD, "created_at": utcnow()})
     db.session.commit()
     return held.balance - held.reserved
 
@@ -84,6 +85,7 @@ def settle(request_id, user_id, key_id, cost, description):
     Returns (micro-USD charged, micro-USD available after), or (0, None) for a free request
     that held nothing. The charge never takes the balance below zero. The caller commits.
     """
+    begin_write()
     held = _close_reservation(request_id, SETTLED)
     amount, held_key = (held.amount, held.api_key_id) if held else (0, None)
     if held is None and cost <= 0:
@@ -98,8 +100,8 @@ def settle(request_id, user_id, key_id, cost, description):
         row = execute_core(_CHARGE, {**params, "held": 0, "charge": charge}).first()
     if charge:
         execute_core(_LEDGER.insert(), {"user_id": user_id, "amount": -charge, "balance_after": row.balance,
-                                              "kind": "charge", "request_id": request_id,
-                                              "description": description[:300], "created_at": utcnow()})
+                                        "kind": "charge", "request_id": request_id,
+                                        "description": description[:300], "created_at": utcnow()})
     if key_id is not None:
         execute_core(_SPEND_QUOTA, {"kid": key_id, "held": amount if held_key else 0, "charge": charge})
     return charge, max(0, row.balance - row.reserved)
@@ -107,6 +109,7 @@ def settle(request_id, user_id, key_id, cost, description):
 
 def release(request_id):
     """Give a failed request's reservation back; nothing is charged, no ledger row is written."""
+    begin_write()
     held = _close_reservation(request_id, RELEASED)
     if held is None:
         db.session.rollback()
@@ -117,6 +120,7 @@ def release(request_id):
 
 def renew(request_id):
     """A live request (a long stream) still needs its hold: restart the hold's sweep clock."""
+    begin_write()
     db.session.execute(sa.update(Reservation).where(Reservation.request_id == request_id, Reservation.status == HELD)
                        .values(created_at=utcnow()))
     db.session.commit()
@@ -137,6 +141,7 @@ def grant(user_id, amount, kind="grant", description=""):
 
     :raise InsufficientCredit: a negative amount larger than the available balance.
     """
+    begin_write()
     guard = [User.id == user_id] + ([User.balance - User.reserved >= -amount] if amount < 0 else [])
     balance_after = db.session.execute(sa.update(User).where(*guard).values(balance=User.balance + amount)
                                        .returning(User.balance)).scalar_one_or_none()

@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from extensions import db
+from extensions import begin_write, db
 from gateway import pricing
 from models import credit
 from models.user import utcnow
@@ -98,6 +98,7 @@ def redeem(raw, user_id):
 
     :raise CodeNotRedeemable: the code is unknown or was already redeemed.
     """
+    begin_write()
     amount = db.session.execute(
         sa.update(RedemptionCode).where(RedemptionCode.code_hash == hash_code(raw), RedemptionCode.redeemed_by.is_(None))
         .values(redeemed_by=user_id, redeemed_at=utcnow()).returning(RedemptionCode.amount)).scalar_one_or_none()

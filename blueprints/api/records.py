@@ -5,7 +5,7 @@ from contextlib import contextmanager, nullcontext
 
 from flask import current_app, g, has_app_context
 
-from extensions import db, execute_core
+from extensions import begin_write, db, execute_core
 from gateway import pricing
 from gateway.errors import GatewayError
 from gateway.tokens import estimate_prompt
@@ -146,10 +146,11 @@ class Turn:
 
     def _log(self, **outcome):
         """Add the log row and commit: one transaction with the settlement."""
+        begin_write()
         execute_core(_INSERT_LOG, {**self.fields, "model": None, "provider": None, "error": None,
-                                         "prompt_tokens": 0, "completion_tokens": 0, **outcome,
-                                         "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
-                                         "created_at": utcnow()})
+                                   "prompt_tokens": 0, "completion_tokens": 0, **outcome,
+                                   "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
+                                   "created_at": utcnow()})
         db.session.commit()
 
 

@@ -1,0 +1,31 @@
+"""SQLite's write lock is waited for in Python (a greenlet-friendly sleep), never in SQLite's busy handler."""
+import sqlite3
+import threading
+import time
+
+import sqlalchemy as sa
+
+import extensions
+from extensions import SQLITE_BUSY_TIMEOUT_MS, begin_write, db
+
+
+def test_a_writer_waits_for_the_write_lock_in_python_then_takes_it(app, monkeypatch):
+    """While another connection holds the write lock, `begin_write` sleeps in Python (which gevent
+    turns into a switch to other requests) until the lock is free, then holds it itself; the busy
+    timeout used by every other statement is put back."""
+    naps = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(extensions.time, "sleep", lambda seconds: naps.append(seconds) or real_sleep(seconds))
+    path = app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, other.execute, ["COMMIT"]).start()
+    with app.app_context():
+        started = time.monotonic()
+        begin_write()
+        assert time.monotonic() - started >= 0.25
+        assert naps and max(naps) <= 0.005
+        assert db.session.connection().connection.driver_connection.in_transaction
+        assert db.session.execute(sa.text("PRAGMA busy_timeout")).scalar() == SQLITE_BUSY_TIMEOUT_MS
+        db.session.rollback()
+    other.close()
