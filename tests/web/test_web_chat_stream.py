@@ -74,7 +74,7 @@ def test_failing_model_falls_back_and_the_bubble_says_who_answered(app, web, ups
     events = stream(alice, ask(alice, new_conversation(alice, "m1"), "hi", model="m1"))
     row = answer(app)
     assert row.model == "m2" and row.attempts >= 2 and row.status == "done"
-    assert f"Answered by <strong class=\"msg-model\">m2</strong>" in events[-1][1]
+    assert "Answered by <strong class=\"msg-model\">m2</strong>" in events[-1][1]
     assert f"· {row.attempts} attempts" in events[-1][1]
 
 
