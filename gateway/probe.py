@@ -62,10 +62,11 @@ def probe_key(gateway, provider_name, key, clock=time.monotonic):
         except ssrf.UnsafeURL:
             return ProbeResult(False, "unsafe_url", model=model.id)
     target = Target(provider, model, key)
-    timeout = (settings.routing.connect_timeout_s, min(settings.routing.request_timeout_s, MAX_WAIT_S))
+    wait = min(settings.routing.request_timeout_s, MAX_WAIT_S)
     started = clock()
-    try:
-        gateway.adapters[provider.type].complete(target, PROBE_BODY, timeout)
+    try:       # the deadline bounds the whole answer: a byte-at-a-time upstream cannot hold the page
+        gateway.adapters[provider.type].complete(target, PROBE_BODY, (settings.routing.connect_timeout_s, wait),
+                                                 deadline=time.monotonic() + wait)
     except errors.UpstreamError as exc:
         return ProbeResult(False, exc.kind, exc.status, model.id, (clock() - started) * 1000)
     return ProbeResult(True, model=model.id, latency_ms=(clock() - started) * 1000)

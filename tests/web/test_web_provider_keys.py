@@ -1,10 +1,11 @@
 """The /provider-keys page and /admin/activity: keys shown only as hints, owner-scoped, SSRF-checked,
 tested for real against the fake upstream, and a history that shows what failover did."""
 import re
+import time
 
 import pytest
 import sqlalchemy as sa
-from web_client import web  # noqa: F401  (web is a fixture)
+from web_client import WebUser, web  # noqa: F401  (web is a fixture)
 
 from conftest import make_key
 from extensions import db
@@ -184,6 +185,21 @@ def test_test_button_reports_ok_or_the_error_class_never_the_upstream_text(app, 
     assert [r.key for r in upstream.requests] == [secret]                  # no fallback to the operator's key
     with app.app_context():
         assert db.session.scalar(sa.select(UserProviderKey)).status == "active"   # a failed test changes nothing
+
+
+def test_test_button_gives_up_on_a_trickling_upstream_at_the_deadline(make_app, upstream):
+    """An answer sent a byte at a time never trips a per-read timeout; the test still ends at the
+    request deadline and says the provider did not answer in time."""
+    app = make_app(gateway_config(upstream, ["m1"], keys=("operator-key",), retry={"max_attempts": 1},
+                                  routing={"request_timeout_s": 0.6}))
+    alice = WebUser(app.test_client())
+    alice.register("alice")
+    add(alice, "sk-trickled-key-eeee", "Slow")
+    upstream.script(Fault.trickle(5))
+    started = time.monotonic()
+    html = alice.post(f"{PAGE}/{key_id(app, 'Slow')}/test").get_data(as_text=True)
+    assert time.monotonic() - started < 2.5
+    assert "Failed (timeout): the provider did not answer in time" in html
 
 
 def test_passing_test_puts_an_invalid_key_back_in_rotation(app, web):
