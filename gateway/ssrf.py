@@ -77,17 +77,17 @@ def user_url_adapter(allowlist=(), pool_size=64):
                 sock.close()
                 raise
 
-    class CheckedHTTPConnection(HTTPConnection):
+    class PeerChecked:
         def _new_conn(self):
             sock = super()._new_conn()
             check_peer(self, sock)
             return sock
 
-    class CheckedHTTPSConnection(HTTPSConnection):
-        def _new_conn(self):
-            sock = super()._new_conn()
-            check_peer(self, sock)
-            return sock
+    class CheckedHTTPConnection(PeerChecked, HTTPConnection):
+        pass
+
+    class CheckedHTTPSConnection(PeerChecked, HTTPSConnection):
+        pass
 
     class CheckedHTTPPool(HTTPConnectionPool):
         ConnectionCls = CheckedHTTPConnection
