@@ -4,9 +4,9 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask_login import UserMixin
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from extensions import db
+from models import passwords
 
 
 def utcnow():
@@ -35,8 +35,8 @@ class User(UserMixin, db.Model):
         return not self.disabled
 
     def set_password(self, password):
-        """Hash with werkzeug's scrypt default: a well-kept, salted, slow scheme."""
-        self.password_hash = generate_password_hash(password)
+        """Hash with werkzeug's scrypt default (salted, slow), off the gevent loop."""
+        self.password_hash = passwords.hash_password(password)
 
     def check_password(self, password):
-        return check_password_hash(self.password_hash, password)
+        return passwords.verify(self.password_hash, password)

@@ -6,9 +6,9 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_login import current_user, login_required, login_user, logout_user
 from htmx_flask import make_response as htmx_response
 
-from blueprints.web.security import protect
+from blueprints.web.security import protect, throttle
 from extensions import db, login_manager
-from models import User, login_session
+from models import User, login_session, passwords
 
 bp = protect(Blueprint("auth", __name__))
 MIN_PASSWORD = 8
@@ -65,6 +65,12 @@ def register():
     return render_template("auth/register.html", error=error, username=username), 422 if error else 200
 
 
+@bp.record_once
+def _throttle_register(state):
+    """Account creation is limited per client address (bound here, once the view above is on the app)."""
+    throttle(state.app, "auth.register", state.app.config["REGISTER_RATE_LIMIT"])
+
+
 def _registration_error(username, password, confirm):
     if not 3 <= len(username) <= 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
         return "Choose a username of 3–64 letters, digits, '.', '-' or '_'."
@@ -99,7 +105,9 @@ def login():
     username = request.form.get("username", "").strip()
     if request.method == "POST":
         user = db.session.scalar(sa.select(User).where(User.username == username))
-        if user is None or not user.check_password(request.form.get("password", "")):
+        # An unknown name is checked against a dummy hash: the answer takes as long as for a real account.
+        matches = passwords.verify(user.password_hash if user else None, request.form.get("password", ""))
+        if user is None or not matches:
             error = "Wrong username or password."
         elif not user.is_active:
             error = "This account is disabled; ask an administrator."

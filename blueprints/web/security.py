@@ -1,4 +1,4 @@
-"""Browser-side protections: CSRF on session-authenticated writes, login throttling, security headers.
+"""Browser-side protections: CSRF on session-authenticated writes, login and sign-up throttling, security headers.
 
 CSRF is checked only by the web blueprints (`protect(bp)`), never app-wide: /v1 routes are
 authenticated by a header a cross-site page cannot send, so they need no token.
@@ -52,6 +52,9 @@ def protect(bp):
 def throttle(app, endpoint, limit):
     """Limit POSTs to `endpoint` per remote address (in memory, per process), answering 429.
 
+    The address is the TCP peer's unless TRUSTED_PROXIES hops are configured (ProxyFix in the
+    factory): a client-sent X-Forwarded-For cannot buy it a fresh allowance.
+
     Only the named view is wrapped, by this app's own limiter: no hook runs on any other route
     (the API's hot path included), and every app made by the factory, e.g. one per test, counts
     separately.
@@ -64,8 +67,9 @@ def throttle(app, endpoint, limit):
         address = request.remote_addr or ""
         if request.method == "POST" and not limiter.hit(rate, endpoint, address):
             reset = limiter.get_window_stats(rate, endpoint, address).reset_time
-            raise TooManyRequests("Too many attempts; wait a minute and try again.",
-                                  retry_after=max(1, math.ceil(reset - time.time())))
+            wait = max(1, math.ceil(reset - time.time()))
+            raise TooManyRequests(f"Too many attempts from your address; try again in {wait} seconds.",
+                                  retry_after=wait)
         return view(*args, **kwargs)
     app.view_functions[endpoint] = throttled
 
