@@ -5,8 +5,10 @@ import time
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import commands
+import dbmigrate
 from blueprints import register_blueprints
 from config import Config, ensure_instance_secrets
 from extensions import SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
@@ -28,6 +30,7 @@ def create_app(test_config=None):
         _from_environment(app)
     else:
         app.config.from_mapping(test_config)
+    _deployment(app, os.environ if test_config is None else {})
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
@@ -38,6 +41,7 @@ def create_app(test_config=None):
     app.extensions["vault"] = Vault(app.config["GATEWAY_ENCRYPTION_KEYS"])
 
     db.init_app(app)
+    dbmigrate.migrate.init_app(app, db)
     login_manager.init_app(app)
     htmx.init_app(app)
     register_blueprints(app)
@@ -80,13 +84,16 @@ def _from_environment(app):
 
 
 def _prepare_database():
-    """Create tables on first start; SQLite gets WAL so readers never wait for the writer."""
+    """Migrate to head on start (under a lock, so workers may start together); SQLite gets WAL and mode 0600."""
     engine = db.engine
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         engine.dispose()
-    import models  # noqa: F401  (registers the tables)
-    db.create_all()
+        path = dbmigrate.sqlite_file(engine.url)
+        if path is not None:
+            dbmigrate.create_private_sqlite_file(path)
+    import models  # noqa: F401  (registers the tables: autogenerate compares migrations to them)
+    dbmigrate.upgrade_on_start(engine)
     _check_vault_reads_stored_keys()
 
 
@@ -109,3 +116,18 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _deployment(app, env):
+    """HTTPS-only session cookie and trusted proxy hops (SESSION_COOKIE_SECURE=1, TRUSTED_PROXIES=n).
+
+    Without a trusted hop X-Forwarded-* are ignored, so a client cannot choose the address that
+    login and sign-up throttling count.
+    """
+    if env.get("SESSION_COOKIE_SECURE"):
+        app.config["SESSION_COOKIE_SECURE"] = env["SESSION_COOKIE_SECURE"].lower() in ("1", "true", "yes", "on")
+    if env.get("TRUSTED_PROXIES"):
+        app.config["TRUSTED_PROXIES"] = int(env["TRUSTED_PROXIES"])
+    hops = int(app.config["TRUSTED_PROXIES"])
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
