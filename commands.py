@@ -58,7 +58,13 @@ def grant_credits(username, amount, note):
     if user is None:
         raise click.ClickException(f"no user {username!r}")
     try:
-        balance = credit.grant(user.id, pricing.from_credits(amount), description=note)
+        micro = pricing.from_credits(amount)       # click's FloatRange lets nan through
+    except ValueError as exc:
+        raise click.ClickException(f"--amount: {exc}") from None
+    if micro == 0:
+        raise click.ClickException("--amount must not be zero (a negative amount takes credit back)")
+    try:
+        balance = credit.grant(user.id, micro, description=note)
     except credit.InsufficientCredit as exc:
         raise click.ClickException(f"cannot take back more than the available {pricing.to_credits(exc.available)}")
     db.session.commit()

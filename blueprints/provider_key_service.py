@@ -5,11 +5,13 @@ the SSRF check on a user's base URL, one selected key per provider, an activity 
 change) cannot drift apart. Nothing here commits: the caller ends the transaction once, after
 its last change. Errors are GatewayErrors: the API renders them as JSON, the page as a message.
 """
+from dataclasses import replace
+
 from flask import current_app
 
 from extensions import db
 from gateway import probe, ssrf
-from gateway.config import ProviderKey
+from gateway.config import ProviderKey, header_safe
 from gateway.errors import GatewayError
 from models import ActivityLog, UserProviderKey, activity_log
 from models.provider_key import ACTIVE, parse_public_id
@@ -116,19 +118,25 @@ def try_key(key):
     would otherwise stay out until replaced); a failing test changes nothing, since the router
     already handles failures of real traffic.
     """
-    secret = current_app.extensions["vault"].decrypt(key.ciphertext)
-    result = probe.probe_key(current_app.extensions["gateway"], key.provider_name,
-                             ProviderKey(key.public_id, secret, key.base_url))
+    routed = router_key(key, current_app.extensions["vault"].decrypt(key.ciphertext))
+    result = probe.probe_key(current_app.extensions["gateway"], key.provider_name, routed)
     if result.ok:
-        _back_in_rotation(key)
+        _back_in_rotation(key, routed)
     return result
 
 
-def _back_in_rotation(key):
+def router_key(row, secret):
+    """A user's stored key as the router sees it: its health is the owner's alone, and named by what
+    the key is (owner, secret, endpoint), never by a database id that a later key may reuse."""
+    key = ProviderKey(row.public_id, secret, row.base_url)
+    return replace(key, scope=f"user:{row.user_id}:{key.fingerprint}")
+
+
+def _back_in_rotation(key, routed):
     """Clear what failover recorded, in the database and in this worker's router, which otherwise
     keeps skipping a key it saw fail with 401 until the process restarts."""
     key.status, key.cooldown_until, key.last_error = ACTIVE, None, None
-    current_app.extensions["gateway"].router.key_health.restore(key.public_id)
+    current_app.extensions["gateway"].router.key_health.restore(routed.scope)
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -148,6 +156,9 @@ def check_name(value):
 def check_secret(value, missing_message):
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_SECRET:
         raise KeyInputError(missing_message)
+    if not header_safe(value.strip()):        # it is sent in an HTTP header, which carries Latin-1 only
+        raise KeyInputError("'api_key' has characters an HTTP header cannot carry: a provider key is printable "
+                            "Latin-1 text (no Cyrillic, no line breaks or other control characters).")
     return value.strip()
 
 

@@ -3,9 +3,12 @@
 Every error names the field that is wrong, so a typo fails at start with a clear message
 instead of surfacing as a confusing upstream error on the first request.
 """
+import hashlib
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 FAMILIES = ("openai", "anthropic", "gemini", "gigachat", "demo")
 DEFAULT_BASE_URLS = {
@@ -17,10 +20,16 @@ DEFAULT_BASE_URLS = {
 }
 DEFAULT_AUTH_URLS = {"gigachat": "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"}
 DEFAULT_SCOPES = {"gigachat": "GIGACHAT_API_PERS"}
+_NOT_HEADER_TEXT = re.compile("[^\x20-\x7e\xa0-\xff]")   # outside printable Latin-1
 
 
 class ConfigError(ValueError):
     """The configuration file or environment is invalid; the message names the field."""
+
+
+def header_safe(secret):
+    """Whether a key can travel in an HTTP header: printable Latin-1 only ("ключ" or a newline cannot)."""
+    return not _NOT_HEADER_TEXT.search(secret)
 
 
 @dataclass(frozen=True)
@@ -46,14 +55,27 @@ class RetrySettings:
 class BreakerSettings:
     failure_threshold: int = 5
     recovery_timeout: float = 60.0
+    distinct_callers: int = 2     # a shared circuit opens only on failures seen by this many users
 
 
 @dataclass(frozen=True)
 class ProviderKey:
-    """An operator key: `id` is a non-secret label safe for logs, `secret` never leaves memory."""
+    """A provider key: `id` is a non-secret label safe for logs, `secret` never leaves memory.
+
+    `scope` names the key's remembered health (cooldowns, circuits): an identity that is never
+    reused for another key, so no key inherits another's failures. None: nothing is remembered
+    beyond the request. An `exclusive` key (one the caller sent) is never replaced by another.
+    """
     id: str
     secret: str = field(repr=False)
     base_url: str | None = None   # a user's own endpoint for this provider (SSRF-checked), else the provider's
+    scope: str | None = None
+    exclusive: bool = False
+
+    @cached_property
+    def fingerprint(self):
+        """A short one-way digest of the secret and endpoint: names caches without holding the secret."""
+        return hashlib.sha256(f"{self.secret}\0{self.base_url or ''}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -218,12 +240,16 @@ def _parse_provider(name, spec, environ):
 
 def _resolve_key(provider, index, raw, environ, where):
     """`env:NAME` reads the environment; an unset variable drops the key (the provider may have others)."""
-    if raw.startswith("env:"):
-        secret = environ.get(raw[4:], "")
-        return ProviderKey(id=f"{provider}#{index + 1}", secret=secret) if secret else None
-    if not raw:
+    secret = environ.get(raw[4:], "") if raw.startswith("env:") else raw
+    if raw.startswith("env:") and not secret:
+        return None
+    if not secret:
         raise ConfigError(f"{where} api_keys[{index}]: empty key")
-    return ProviderKey(id=f"{provider}#{index + 1}", secret=raw)
+    if not header_safe(secret):
+        source = f" ({raw})" if raw.startswith("env:") else ""
+        raise ConfigError(f"{where} api_keys[{index}]{source}: the key has characters an HTTP header cannot carry "
+                          "(only printable Latin-1: no Cyrillic, no newline or other control character)")
+    return ProviderKey(id=f"{provider}#{index + 1}", secret=secret, scope=f"op:{provider}#{index + 1}")
 
 
 def _parse_models(table, providers):

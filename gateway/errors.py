@@ -22,9 +22,11 @@ def redact(text):
 class GatewayError(Exception):
     """An error answered to the client; the API layers render it in their own shape."""
 
-    def __init__(self, status, message, type_="invalid_request_error", code=None, param=None, attempts=(), extra=None):
+    def __init__(self, status, message, type_="invalid_request_error", code=None, param=None, attempts=(), extra=None,
+                 retry_after=None):
         super().__init__(message)
         self.extra = extra or {}
+        self.retry_after = retry_after      # seconds, sent as Retry-After
         self.status = status
         self.message = message
         self.type = type_
@@ -51,12 +53,15 @@ class ModelNotFound(GatewayError):
 class UpstreamError(Exception):
     """One failed attempt at an upstream, classified for the router."""
 
-    def __init__(self, kind, message, status=None, retry_after=None):
+    def __init__(self, kind, message, status=None, retry_after=None, endpoint=False):
+        """`endpoint`: the key's endpoint could not be reached at all (no connection, TLS), which
+        says nothing about the model; every other failure is the model's (or the key's, by kind)."""
         super().__init__(message)
         self.kind = kind
         self.message = redact(message)[:500]
         self.status = status
         self.retry_after = retry_after
+        self.endpoint = endpoint
 
     @property
     def retryable(self):

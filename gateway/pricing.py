@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 MICRO_PER_USD = 1_000_000
 QUOTA_PER_USD = 500_000          # seed 000/002 "quota" units
 DEFAULT_RESERVED_COMPLETION = 4096
+MAX_CREDITS = 10**9              # no amount of money the gateway handles comes near; keeps micro-USD in a BigInteger
 
 
 def cost(model, prompt_tokens, completion_tokens, ratio=1.0):
@@ -18,10 +19,22 @@ def cost(model, prompt_tokens, completion_tokens, ratio=1.0):
     return math.ceil(raw * ratio - 1e-9) if raw > 0 else 0
 
 
-def worst_case(models, prompt_estimate, max_tokens, ratio=1.0):
-    """The reservation: the dearest candidate at the prompt estimate plus every allowed output token."""
-    completion = max_tokens or DEFAULT_RESERVED_COMPLETION
-    return max((cost(m, prompt_estimate, completion, ratio) for m in models), default=0)
+def worst_case(models, prompt_tokens, completion_tokens, ratio=1.0):
+    """The reservation: the dearest candidate at the prompt's bound plus every allowed output token."""
+    return max((cost(m, prompt_tokens, completion_tokens, ratio) for m in models), default=0)
+
+
+def completion_limit(body):
+    """The most output tokens a chat request may produce: the client's limit, else the default one."""
+    return body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_RESERVED_COMPLETION
+
+
+def with_completion_limit(body):
+    """The chat body to route: one without a limit gets the default one, so that what is held is
+    what the upstream is told it may produce (each family sends it in its own field)."""
+    if body.get("max_completion_tokens") or body.get("max_tokens"):
+        return body
+    return {**body, "max_completion_tokens": DEFAULT_RESERVED_COMPLETION}
 
 
 def to_quota(micro):
@@ -43,7 +56,7 @@ def from_credits(value):
 
     Goes through Decimal so "0.1" is exactly 100,000 micro-USD, never 99,999 by float error.
 
-    :raise ValueError: not a finite number.
+    :raise ValueError: not a finite number, or more than MAX_CREDITS either way.
     """
     try:
         amount = Decimal(str(value).strip())
@@ -51,6 +64,8 @@ def from_credits(value):
         raise ValueError(f"{str(value)[:40]!r} is not a number") from None
     if not amount.is_finite():
         raise ValueError("the amount must be a finite number")
+    if abs(amount) > MAX_CREDITS:            # before multiplying: 1e999999 × 10^6 overflows Decimal itself
+        raise ValueError(f"the amount must be between -{MAX_CREDITS:,} and {MAX_CREDITS:,} credits")
     return int((amount * MICRO_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 

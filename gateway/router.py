@@ -52,25 +52,27 @@ class Router:
         self.key_health = KeyHealth(clock)
 
     # --- public entry points ---------------------------------------------------------------
-    def complete(self, candidates, body, request_keys=None):
+    # `request_keys` are the caller's own provider keys, tried before the operator's; `tenant`
+    # names the caller whose failures count towards shared circuits (see gateway.health).
+    def complete(self, candidates, body, request_keys=None, tenant=None):
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
         def call(target, adapter, timeout):
             return adapter.complete(target, body, timeout, deadline)
 
-        result, model, attempts = self._run(candidates, call, deadline, request_keys)
+        result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
         return RouteResult(result, model, attempts, result.get("usage") or {})
 
-    def embed(self, candidates, body, request_keys=None):
+    def embed(self, candidates, body, request_keys=None, tenant=None):
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
         def call(target, adapter, timeout):
             return adapter.embed(target, body, timeout, deadline)
 
-        result, model, attempts = self._run(candidates, call, deadline, request_keys)
+        result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
         return RouteResult(result, model, attempts, result.get("usage") or {})
 
-    def stream(self, candidates, body, request_keys=None, include_usage=False):
+    def stream(self, candidates, body, request_keys=None, include_usage=False, tenant=None):
         """Open a stream, falling back until one candidate produced its first content chunk."""
         routing = self.settings.routing
         deadline = self.clock() + routing.request_timeout_s
@@ -87,20 +89,21 @@ class Router:
                 raise
             return head, upstream
 
-        (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys)
+        (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
         return StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage,
                              estimate_prompt(body))
 
     # --- the policy ------------------------------------------------------------------------
-    def _run(self, candidates, call, deadline, request_keys):
+    def _run(self, candidates, call, deadline, request_keys, tenant):
         """Try each candidate model in order; for each, its keys in priority order.
 
         - REQUEST errors (400/404/413/422) are answered at once: the request itself is wrong.
-        - AUTH (401/403, quota exhausted) takes the key out; RATE_LIMIT cools it down; the next
-          key is tried at once, in the same client request.
+        - AUTH takes the key out (401, quota exhausted: for every model; 403: for this model);
+          RATE_LIMIT cools it down; the next key is tried at once, in the same client request.
+          A key the caller sent is never replaced: its AUTH or RATE_LIMIT is the answer.
         - TRANSIENT/TIMEOUT count towards `max_attempts` for the model: an untried key first,
           otherwise the same key again after exponential backoff with jitter (and Retry-After).
-        - Open circuits (per provider+model and per key) are skipped without a call.
+        - Open circuits (per provider+model and per key endpoint) are skipped without a call.
         Everything happens before one overall deadline.
         """
         attempts = []
@@ -108,21 +111,21 @@ class Router:
             provider = self.settings.providers[model.provider]
             adapter = self.adapters[provider.type]
             keys = self._keys_for(provider, request_keys)
-            outcome = self._try_model(model, provider, adapter, keys, call, deadline, attempts)
+            outcome = self._try_model(model, provider, adapter, keys, call, deadline, attempts, tenant)
             if outcome is not None:
                 return outcome, model, attempts
             if self.clock() >= deadline:
                 break
         raise _final_error(attempts)
 
-    def _try_model(self, model, provider, adapter, keys, call, deadline, attempts):
+    def _try_model(self, model, provider, adapter, keys, call, deadline, attempts, tenant):
         circuit = f"{provider.name}/{model.id}"
         retries, used, retry_after = 0, set(), None
         while retries < self.settings.retry.max_attempts:
-            if not self.breakers.allow(circuit):
+            if not self.breakers.allow(circuit, tenant):
                 attempts.append(Attempt(model.id, provider.name, None, error="circuit open: skipped", kind="skipped"))
                 return None
-            key = self._pick_key(keys, used)
+            key = self._pick_key(keys, used, model.id, tenant)
             if key is _NO_KEY:
                 if not used:
                     attempts.append(Attempt(model.id, provider.name, None, error="no usable key", kind="skipped"))
@@ -146,51 +149,57 @@ class Router:
                 attempt.latency_ms = (self.clock() - started) * 1000
                 attempt.status, attempt.error, attempt.kind = exc.status, exc.message, exc.kind
                 attempt.retry_after = exc.retry_after
-                self._record_failure(exc, circuit, key, attempts)
+                self._record_failure(exc, circuit, model.id, key, attempts, tenant)
                 if exc.retryable:
                     retries += 1
                     retry_after = exc.retry_after
                 continue
             attempt.latency_ms = (self.clock() - started) * 1000
             attempt.status = 200
-            self.breakers.success(circuit)
-            if key is not None:
-                self.breakers.success(f"key:{key_id}")
+            self.breakers.success(circuit, tenant)
+            if key is not None and key.scope is not None:
+                self.breakers.success(f"key:{key.scope}", tenant)
             return outcome
         return None
 
-    def _record_failure(self, exc, circuit, key, attempts):
-        """Apply the taxonomy: answer request errors, retire or cool keys, feed breakers.
+    def _record_failure(self, exc, circuit, model_id, key, attempts, tenant):
+        """Apply the taxonomy: answer request errors, retire or cool keys, feed the breaker of what failed.
 
         An upstream that answers 4xx is up: that closes the model's circuit like a success.
         """
         if exc.kind in (errors.REQUEST, errors.AUTH, errors.RATE_LIMIT):
-            self.breakers.success(circuit)
+            self.breakers.success(circuit, tenant)
         if exc.kind == errors.REQUEST:
             raise errors.GatewayError(exc.status or 400, f"The upstream rejected the request: {exc.message}",
                                       "invalid_request_error", "upstream_rejected_request", attempts=attempts)
-        if key is None:
-            if exc.retryable:
-                self.breakers.failure(circuit)
+        if key is not None and key.exclusive and exc.kind in (errors.AUTH, errors.RATE_LIMIT):
+            raise _own_key_refused(exc, attempts)
+        if exc.retryable:
+            endpoint_of_key = exc.endpoint and key is not None and key.scope is not None
+            self.breakers.failure(f"key:{key.scope}" if endpoint_of_key else circuit, tenant)
             return
-        if exc.kind == errors.AUTH:
-            self.key_health.mark_bad(key.id, f"{exc.status}: {exc.message}")
+        if key is None:
+            return
+        if exc.kind == errors.AUTH and exc.status == 403:       # this key may not use this model
+            self.key_health.cool_down(key.scope, self.settings.retry.key_cooldown_s, f"403: {exc.message}", model_id)
+        elif exc.kind == errors.AUTH:
+            self.key_health.mark_bad(key.scope, f"{exc.status}: {exc.message}")
         elif exc.kind == errors.RATE_LIMIT:
             seconds = exc.retry_after if exc.retry_after is not None else self.settings.retry.key_cooldown_s
-            self.key_health.cool_down(key.id, seconds, f"429: {exc.message}")
-        else:
-            self.breakers.failure(circuit)
-            self.breakers.failure(f"key:{key.id}")
+            self.key_health.cool_down(key.scope, seconds, f"429: {exc.message}")
 
     def _keys_for(self, provider, request_keys):
         """The request's own keys (header, then the user's, in priority order) before the operator's.
 
-        Keyless families get [None]. A user's key with its own base URL is checked against SSRF
-        again here, at call time: one that now resolves inward is dropped.
+        Keyless families get [None]; a key the caller sent in a header is the only one used.
+        A user's key with its own base URL is checked against SSRF again here, at call time:
+        one that now resolves inward is dropped.
         """
         if provider.type == "demo":
             return [None]
         own = [k for k in (request_keys or {}).get(provider.name, ()) if k.base_url is None or self._safe(k.base_url)]
+        if own and own[0].exclusive:
+            return own[:1]
         return own + list(provider.keys)
 
     def _safe(self, url):
@@ -200,17 +209,17 @@ class Router:
             return False
         return True
 
-    def _pick_key(self, keys, used):
+    def _pick_key(self, keys, used, model_id, tenant):
         """Prefer a usable key not yet tried in this request; else retry a usable tried one.
 
         Only the chosen key's circuit is asked to `allow` (which may take its one probe);
         the others are looked at without changing their state.
         """
-        usable = [k for k in keys
-                  if k is None or (self.key_health.usable(k.id) and self.breakers.would_allow(f"key:{k.id}"))]
+        usable = [k for k in keys if k is None or (self.key_health.usable(k.scope, model_id)
+                                                   and self.breakers.would_allow(f"key:{k.scope}", tenant))]
         fresh_first = sorted(usable, key=lambda k: (k.id if k else None) in used)     # stable: priority kept
         for key in fresh_first:
-            if key is None or self.breakers.allow(f"key:{key.id}"):
+            if key is None or key.scope is None or self.breakers.allow(f"key:{key.scope}", tenant):
                 return key
         return _NO_KEY
 
@@ -249,6 +258,16 @@ def _read_until_content(chunks, clock, ttft_deadline):
         if clock() > ttft_deadline:
             raise errors.UpstreamError(errors.TIMEOUT, "no first token before the time-to-first-token deadline")
     return head
+
+
+def _own_key_refused(exc, attempts):
+    """The caller's own key failed: say so, instead of quietly serving the request with another key."""
+    refused = "rate-limited" if exc.kind == errors.RATE_LIMIT else "rejected"
+    return errors.GatewayError(exc.status or 401, f"The upstream {refused} the provider key sent with this request "
+                                                  f"({exc.status}: {exc.message}); no other key was tried.",
+                               "rate_limit_error" if exc.kind == errors.RATE_LIMIT else "authentication_error",
+                               "provider_key_rate_limited" if exc.kind == errors.RATE_LIMIT else "provider_key_rejected",
+                               attempts=attempts, retry_after=exc.retry_after)
 
 
 def _final_error(attempts):

@@ -1,14 +1,16 @@
-"""Token estimates for reservations and for streams that end before the upstream reports usage.
+"""Token counts the gateway makes itself: an upper bound for holds, estimates for what it bills.
 
-They err high on purpose: a reservation that undercounts lets a request spend credit it does
-not have. So every part of the request the upstream reads is counted (tool definitions, earlier
-tool calls, response formats), and every non-ASCII character counts as a whole token (Cyrillic
-and CJK text take far more tokens per character than English).
+A hold must be a true upper bound of the cost, or a request can spend credit it does not have:
+no tokenizer yields more tokens than the text has UTF-8 bytes, so `prompt_bound` counts bytes of
+everything the upstream reads (messages, tool definitions, earlier tool calls, response formats).
+A stream that ends without usage is billed on `estimate_prompt` and `estimate_text` instead (about
+4 ASCII characters a token, every other character a token), which err high but not fourfold.
 """
 import json
 import math
 
-IMAGE_TOKENS = 765        # OpenAI's figure for one high-detail 512px tile set; a fair reservation
+IMAGE_TOKENS = 765        # OpenAI's figure for one high-detail 512px tile set; a fair estimate
+IMAGE_TOKENS_BOUND = 2_000  # more than any family bills one image (OpenAI ≤ 1,105 tiles+base, Anthropic ≤ 1,600)
 MESSAGE_OVERHEAD = 4
 PROMPT_EXTRAS = ("tools", "functions", "tool_choice", "response_format")
 
@@ -21,21 +23,43 @@ def estimate_text(text):
     return max(1, math.ceil((len(text) - other) / 4) + other)
 
 
+def bound_text(text):
+    """No tokenizer makes more tokens of a text than it has UTF-8 bytes."""
+    return len(text.encode("utf-8", "surrogatepass")) if text else 0
+
+
 def estimate_prompt(body):
     """A generous estimate of the prompt tokens of a chat request body."""
+    return _count_prompt(body, estimate_text, IMAGE_TOKENS)
+
+
+def prompt_bound(body):
+    """At least as many tokens as any upstream can count in a chat request body."""
+    return _count_prompt(body, bound_text, IMAGE_TOKENS_BOUND)
+
+
+def input_bound(body):
+    """At least as many tokens as any upstream can count in an embeddings `input` (texts or token ids)."""
+    value = body["input"]
+    items = value if isinstance(value, list) else [value]
+    return sum(bound_text(item) if isinstance(item, str) else len(item) if isinstance(item, list) else 1
+               for item in items)
+
+
+def _count_prompt(body, count, image_tokens):
     total = 0
     for message in body.get("messages") or ():
         total += MESSAGE_OVERHEAD
         for field, value in message.items():
             if field == "content" and isinstance(value, list):
-                total += sum(estimate_text(part.get("text") or "") if part.get("type") == "text" else IMAGE_TOKENS
+                total += sum(count(part.get("text") or "") if part.get("type") == "text" else image_tokens
                              for part in value)
             else:
-                total += _estimate_value(value)
-    return total + sum(_estimate_value(body.get(extra)) for extra in PROMPT_EXTRAS)
+                total += _count_value(value, count)
+    return total + sum(_count_value(body.get(extra), count) for extra in PROMPT_EXTRAS)
 
 
-def _estimate_value(value):
+def _count_value(value, count):
     if value is None:
         return 0
-    return estimate_text(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    return count(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))

@@ -80,30 +80,24 @@ def reserve(request_id, user_id, key_id, amount, key_limited=True):
 
 
 def settle(request_id, user_id, key_id, cost, description):
-    """Charge the real cost once and free the reservation, in the caller's transaction.
+    """Charge the real cost once, never more than was held, and free the hold, in the caller's transaction.
 
-    Returns (micro-USD charged, micro-USD available after), or (0, None) for a free request
-    that held nothing. The charge never takes the balance below zero. The caller commits.
+    Returns (micro-USD charged, micro-USD available after), or (0, None) when nothing was held. The
+    hold is the request's upper bound, so the charge always fits the balance and the key's quota:
+    a cost above it is an upstream's overrun, which the caller records. The caller commits.
     """
     begin_write()
     held = _close_reservation(request_id, SETTLED)
-    amount, held_key = (held.amount, held.api_key_id) if held else (0, None)
-    if held is None and cost <= 0:
+    if held is None:
         return 0, None
-    params = {"uid": user_id, "held": amount, "charge": cost}
-    row = execute_core(_CHARGE, params).first() if cost > 0 else None
-    if row is not None:
-        charge = cost
-    else:                                   # free, or dearer than what is left: take what there is
-        balance = execute_core(_UNHOLD_BALANCE, params).scalar_one()
-        charge = max(0, min(cost, balance))
-        row = execute_core(_CHARGE, {**params, "held": 0, "charge": charge}).first()
+    charge = max(0, min(cost, held.amount))
+    row = execute_core(_CHARGE, {"uid": user_id, "held": held.amount, "charge": charge}).first()
     if charge:
         execute_core(_LEDGER.insert(), {"user_id": user_id, "amount": -charge, "balance_after": row.balance,
                                         "kind": "charge", "request_id": request_id,
                                         "description": description[:300], "created_at": utcnow()})
     if key_id is not None:
-        execute_core(_SPEND_QUOTA, {"kid": key_id, "held": amount if held_key else 0, "charge": charge})
+        execute_core(_SPEND_QUOTA, {"kid": key_id, "held": held.amount if held.api_key_id else 0, "charge": charge})
     return charge, max(0, row.balance - row.reserved)
 
 
@@ -185,11 +179,11 @@ _CLOSE = (sa.update(_RESERVATIONS).where(_RESERVATIONS.c.request_id == sa.bindpa
                                          _RESERVATIONS.c.status == HELD)
           .values(status=sa.bindparam("new_status"))
           .returning(_RESERVATIONS.c.amount, _RESERVATIONS.c.user_id, _RESERVATIONS.c.api_key_id))
-_CHARGE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"), _USERS.c.balance >= _charge)
+_CHARGE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"))
            .values(balance=_USERS.c.balance - _charge, reserved=_USERS.c.reserved - _held)
            .returning(_USERS.c.balance, _USERS.c.reserved))
 _UNHOLD_BALANCE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"))
-                   .values(reserved=_USERS.c.reserved - _held).returning(_USERS.c.balance))
+                   .values(reserved=_USERS.c.reserved - _held))
 _UNHOLD_QUOTA = (sa.update(_KEYS).where(_KEYS.c.id == sa.bindparam("kid"))
                  .values(reserved_quota=_KEYS.c.reserved_quota - _held))
 _SPEND_QUOTA = (sa.update(_KEYS).where(_KEYS.c.id == sa.bindparam("kid"))

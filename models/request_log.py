@@ -27,4 +27,5 @@ class RequestLog(db.Model):
     prompt_tokens: so.Mapped[int] = so.mapped_column(default=0)
     completion_tokens: so.Mapped[int] = so.mapped_column(default=0)
     latency_ms: so.Mapped[float] = so.mapped_column(default=0.0)
+    overrun: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0, server_default="0")  # micro-USD beyond the hold
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)

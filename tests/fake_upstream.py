@@ -23,6 +23,8 @@ class Fault:
     after: int = 0
     seconds: float = 0.0
     location: str = ""
+    raw: bytes = b""
+    content_type: str = "application/json"
 
     @staticmethod
     def status_(code, message="fake upstream error", retry_after=None):
@@ -45,8 +47,14 @@ class Fault:
         return Fault("stall", after=after, seconds=seconds)
 
     @staticmethod
-    def malformed(after):
-        return Fault("malformed", after=after)
+    def malformed(after, line=b'data: {"choices": [\n\n'):
+        """After `after` content events, one broken SSE event (`line`, raw), then the end."""
+        return Fault("malformed", after=after, raw=line)
+
+    @staticmethod
+    def answer(raw, content_type="application/json"):
+        """A 200 whose body is `raw`, as is: for answers that are well-formed HTTP but not a sound chat answer."""
+        return Fault("answer", raw=raw, content_type=content_type)
 
     @staticmethod
     def ttft(seconds):
@@ -231,6 +239,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(fault.status, b"", "text/plain", {"Location": fault.location})
         if fault.kind == "invalid_json":
             return self._send(200, b"{this is not json", "application/json")
+        if fault.kind == "answer":
+            return self._send(200, fault.raw, fault.content_type)
         if fault.kind == "trickle":
             return self._trickle(json.dumps(family.complete(self.upstream, record)).encode(), fault.seconds)
         raise ValueError(fault.kind)
@@ -325,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._wait(fault.seconds)
                 return self._reset()
             if kind == "malformed":
-                self._chunk(b'data: {"choices": [\n\n')
+                self._chunk(fault.raw)
             if kind == "in_stream_error":
                 self._chunk(family.stream_error())
             self.wfile.write(b"0\r\n\r\n")

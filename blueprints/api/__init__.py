@@ -1,26 +1,22 @@
 """The OpenAI-compatible API under /v1: JSON only, Bearer/x-api-key auth, OpenAI error shape."""
-import json
 import uuid
 
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from gateway.errors import BadRequest, GatewayError
+from gateway import jsonbody
+from gateway.errors import GatewayError
 from gateway.shapes import error_body
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
 
 def read_json_body():
-    """Parse the body ourselves so every failure has our shape (and deep nesting cannot crash us).
+    """The request's JSON, for every JSON route of every family (each renders the error in its own shape).
 
-    :raise BadRequest: invalid JSON.
+    :raise BadRequest: see `gateway.jsonbody.parse`.
     """
-    raw = request.get_data(cache=False)
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        raise BadRequest("The request body is not valid JSON.", code="invalid_json") from None
+    return jsonbody.parse(request.get_data(cache=False))
 
 
 @bp.before_request
@@ -36,7 +32,10 @@ def add_request_id(response):
 
 @bp.errorhandler(GatewayError)
 def gateway_error(exc):
-    return openai_error(exc.status, exc.message, exc.type, exc.code, exc.param, exc.extra)
+    response = openai_error(exc.status, exc.message, exc.type, exc.code, exc.param, exc.extra)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return response
 
 
 @bp.errorhandler(HTTPException)

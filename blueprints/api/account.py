@@ -7,13 +7,15 @@ from datetime import timezone
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from blueprints.api.detail import MAX_PAGE, detail_api, int_arg
+from blueprints.api import read_json_body
+from blueprints.api.detail import MAX_PAGE, detail_api, int_arg, managing
 from extensions import db
 from gateway import pricing
 from gateway.errors import GatewayError
 from models import ApiKey, CreditTransaction, RequestLog, User, redemption
 
 bp = Blueprint("account_api", __name__)
+MAX_QUOTA = pricing.MAX_CREDITS * pricing.QUOTA_PER_USD     # the most money the gateway handles, in quota units
 
 
 detail_api(bp)
@@ -50,7 +52,7 @@ def transactions():
 @bp.post("/billing/redeem")
 def redeem_code():
     """Redeem a code once: `{"code"}` → the credits added and the new balance."""
-    body = request.get_json(silent=True)
+    body = read_json_body()
     code = body.get("code") if isinstance(body, dict) else None
     if not isinstance(code, str) or not code.strip() or len(code) > 100:
         raise GatewayError(400, "'code' is required.", code="invalid_parameter")
@@ -94,6 +96,7 @@ def list_keys():
 
 
 @bp.delete("/api/keys/<int:key_id>")
+@managing
 def revoke_key(key_id):
     owned_key(key_id).status = "revoked"
     db.session.commit()
@@ -101,11 +104,12 @@ def revoke_key(key_id):
 
 
 @bp.put("/api/keys/<int:key_id>/quota")
+@managing
 def set_quota(key_id):
-    body = request.get_json(silent=True)
+    body = read_json_body()
     value = body.get("remain_quota") if isinstance(body, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise GatewayError(400, "'remain_quota' must be a non-negative integer (500,000 = 1 USD).",
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_QUOTA:
+        raise GatewayError(400, f"'remain_quota' must be an integer from 0 to {MAX_QUOTA:,} (500,000 = 1 USD).",
                            code="invalid_parameter")
     key = owned_key(key_id)
     key.remain_quota, key.unlimited_quota = pricing.from_quota(value), False

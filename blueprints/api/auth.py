@@ -26,6 +26,20 @@ class Caller:
     def may_use(self, model_id):
         return not self.model_limits or model_id in self.model_limits
 
+    @property
+    def may_manage(self):
+        """Only a key without limits of its own acts for its owner in managing keys: a capped key
+        could otherwise lift its own cap, or a model-limited one add provider keys."""
+        return not self.key_limited and not self.model_limits
+
+
+def require_manager(caller):
+    """:raise GatewayError: 403 for a key that may not manage its owner's keys."""
+    if not caller.may_manage:
+        raise GatewayError(403, "This API key has its own quota or model limits, so it may not manage keys: "
+                                "use the owner's session or a key without limits.", "permission_error",
+                           "key_management_not_allowed")
+
 
 def presented_key():
     """The key from `Authorization: Bearer` or `x-api-key` (what the Anthropic SDK sends)."""

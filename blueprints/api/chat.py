@@ -6,7 +6,7 @@ from flask import Response, g, jsonify
 from blueprints.api import bp, own_keys, read_json_body
 from blueprints.api.auth import authenticate
 from blueprints.api.records import Turn, current_gateway, routable, settled
-from gateway import validation
+from gateway import pricing, validation
 from gateway.errors import GatewayError, StreamInterrupted
 from gateway.shapes import chunk_out, completion_out, error_body
 from gateway.sse import DONE, encode_data
@@ -34,18 +34,22 @@ def route_chat(caller, body, turn, stream, include_usage=False):
     :raise GatewayError: refusals and failures, after releasing the reservation and logging.
     """
     router = current_gateway().router
+    body = pricing.with_completion_limit(body)
     try:
         candidates = routable(caller, body["model"], "chat", body.get("models"))
         keys = own_keys.request_keys(caller, candidates)
         turn.reserve(candidates, body)
         if stream:
-            outcome = router.stream(candidates, body, keys, include_usage=include_usage)
+            outcome = router.stream(candidates, body, keys, include_usage=include_usage, tenant=caller.user_id)
             turn.hold_while_streaming(outcome)
         else:
-            outcome = router.complete(candidates, body, keys)
+            outcome = router.complete(candidates, body, keys, tenant=caller.user_id)
     except GatewayError as exc:
         own_keys.apply_failover(caller.user_id, exc.attempts)
         turn.failed(exc)
+        raise
+    except Exception:
+        turn.failed(GatewayError(500, "internal error while routing", "server_error"))
         raise
     own_keys.apply_failover(caller.user_id, outcome.attempts)
     return outcome

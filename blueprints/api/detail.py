@@ -1,8 +1,10 @@
 """The `{"detail", "code", "error_type"}` API family (seeds 001, 002, 004): key auth, errors, paging."""
+import functools
+
 from flask import g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from blueprints.api.auth import authenticate
+from blueprints.api.auth import authenticate, require_manager
 from gateway.errors import GatewayError
 
 MAX_PAGE = 100
@@ -22,6 +24,15 @@ def detail_api(bp, public=()):
     @bp.errorhandler(HTTPException)
     def http_error(exc):
         return detail_error(exc.code, exc.description, exc.name.lower().replace(" ", "_"))
+
+
+def managing(view):
+    """For routes that change the owner's keys: a key with limits of its own may not (403)."""
+    @functools.wraps(view)
+    def checked(*args, **kwargs):
+        require_manager(g.caller)
+        return view(*args, **kwargs)
+    return checked
 
 
 def detail_error(status, message, error_type):

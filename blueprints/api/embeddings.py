@@ -17,7 +17,8 @@ def create_embeddings():
     try:
         candidates = routable(caller, body["model"], "embedding")
         turn.reserve(candidates, body)
-        result = current_gateway().router.embed(candidates, body, own_keys.request_keys(caller, candidates))
+        result = current_gateway().router.embed(candidates, body, own_keys.request_keys(caller, candidates),
+                                               tenant=caller.user_id)
     except GatewayError as exc:
         turn.failed(exc)
         raise

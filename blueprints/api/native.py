@@ -11,6 +11,7 @@ import uuid
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from blueprints.api import read_json_body
 from blueprints.api.chat import route_chat
 from blueprints.api.detail import detail_api
 from blueprints.api.records import Turn
@@ -33,7 +34,7 @@ def assign_request_id():
 
 @bp.post("/chat/generate-text")
 def generate_text():
-    body = request.get_json(silent=True)
+    body = read_json_body()
     if not isinstance(body, dict) or not isinstance(body.get("message"), str) or not body["message"].strip():
         raise GatewayError(400, "'message' is required and must be a non-empty string.", code="invalid_parameter")
     history = body.get("history") or []

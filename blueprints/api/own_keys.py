@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from flask import current_app, request
 
+from blueprints.provider_key_service import router_key
 from extensions import db
 from gateway import errors
-from gateway.config import ProviderKey
+from gateway.config import ProviderKey, header_safe
 from models import UserProviderKey, activity_log
 from models.provider_key import ACTIVE, INVALID
 from models.user import utcnow
@@ -24,8 +25,11 @@ def request_keys(caller, candidates):
     keys = {}
     for name in names:
         value = request.headers.get(providers[name].key_header, "").strip()
+        if not header_safe(value):        # a WSGI server decodes headers as Latin-1; test clients need not
+            raise errors.BadRequest(f"The {providers[name].key_header} header must be printable Latin-1 text.",
+                                    param=providers[name].key_header, code="invalid_api_key")
         if value:
-            keys[name] = [ProviderKey(HEADER_KEY_ID, value)]
+            keys[name] = [ProviderKey(HEADER_KEY_ID, value, exclusive=True)]
     if caller.has_provider_keys:
         vault = current_app.extensions["vault"]
         rows = db.session.scalars(db.select(UserProviderKey).where(
@@ -34,8 +38,7 @@ def request_keys(caller, candidates):
         now = utcnow()
         for row in rows:
             if row.usable(now):
-                keys.setdefault(row.provider_name, []).append(
-                    ProviderKey(row.public_id, vault.decrypt(row.ciphertext), row.base_url))
+                keys.setdefault(row.provider_name, []).append(router_key(row, vault.decrypt(row.ciphertext)))
     return keys
 
 
@@ -45,7 +48,8 @@ def apply_failover(user_id, attempts):
     401/403 → the key stays out until the owner fixes it; 429 → it cools down for Retry-After.
     A failing selected key is unselected and the next usable one selected, both logged.
     """
-    failed = [a for a in attempts if (a.key_id or "").startswith("pk_") and a.kind in (errors.AUTH, errors.RATE_LIMIT)]
+    failed = [a for a in attempts if (a.key_id or "").startswith("pk_") and a.kind in (errors.AUTH, errors.RATE_LIMIT)
+              and a.status != 403]      # a 403 names a model the key may not use; the key itself is fine
     if not failed:
         return
     served = next((a.key_id for a in reversed(attempts) if a.status == 200 and (a.key_id or "").startswith("pk_")), None)

@@ -6,7 +6,8 @@ module only reads JSON, calls the service and answers JSON.
 from flask import Blueprint, g, jsonify, request
 
 from blueprints import provider_key_service as service
-from blueprints.api.detail import detail_api, int_arg
+from blueprints.api import read_json_body
+from blueprints.api.detail import detail_api, int_arg, managing
 from extensions import db
 from gateway.errors import GatewayError
 
@@ -16,6 +17,7 @@ detail_api(bp)
 
 @bp.post("/provider-keys")
 @bp.post("/provider-keys/")
+@managing
 def create_key():
     body = _json_object()
     key = service.create(g.caller.user_id, body.get("provider_name"), body.get("api_key"), body.get("name"),
@@ -36,6 +38,7 @@ def get_key(key_id):
 
 
 @bp.patch("/provider-keys/<key_id>")
+@managing
 def update_key(key_id):
     key, body = owned(key_id), _json_object()
     if "name" in body:
@@ -51,6 +54,7 @@ def update_key(key_id):
 
 
 @bp.delete("/provider-keys/<key_id>")
+@managing
 def delete_key(key_id):
     service.delete(owned(key_id))
     db.session.commit()
@@ -59,6 +63,7 @@ def delete_key(key_id):
 
 @bp.delete("/provider-keys")
 @bp.delete("/provider-keys/")
+@managing
 def delete_provider_keys():
     service.delete_provider(g.caller.user_id, request.args.get("provider_name"))
     db.session.commit()
@@ -83,7 +88,7 @@ def owned(public_id):
 
 
 def _json_object():
-    body = request.get_json(silent=True)
+    body = read_json_body()
     if not isinstance(body, dict):
         raise GatewayError(400, "The request body must be a JSON object.", code="invalid_json")
     return body

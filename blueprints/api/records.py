@@ -8,7 +8,7 @@ from flask import current_app, g, has_app_context
 from extensions import begin_write, db, execute_core
 from gateway import pricing
 from gateway.errors import GatewayError
-from gateway.tokens import estimate_prompt
+from gateway.tokens import input_bound, prompt_bound
 from models import RequestLog, credit
 from models.user import utcnow
 
@@ -69,13 +69,14 @@ class Turn:
         self.ratio = current_gateway().settings.price_groups.get(caller.price_group, 1.0)
 
     def reserve(self, candidates, body):
-        """Hold the worst case (prompt estimate + max tokens at the dearest candidate) or answer 402."""
+        """Hold an upper bound of the cost (the prompt's bound + the completion limit sent upstream,
+        at the dearest candidate) or answer 402."""
         if self.fixed_cost is not None:
             amount = self.fixed_cost
+        elif "messages" in body:
+            amount = pricing.worst_case(candidates, prompt_bound(body), pricing.completion_limit(body), self.ratio)
         else:
-            prompt = estimate_prompt(body) if "messages" in body else _input_tokens(body)
-            limit = body.get("max_completion_tokens") or body.get("max_tokens")
-            amount = pricing.worst_case(candidates, prompt, limit if "messages" in body else 0, self.ratio)
+            amount = pricing.worst_case(candidates, input_bound(body), 0, self.ratio)
         try:
             self.available = credit.reserve(self.request_id, self.caller.user_id, self.caller.key_id, amount,
                                             self.caller.key_limited)
@@ -101,14 +102,19 @@ class Turn:
             self._log(status=exc.status, error=exc.message[:2000], attempts=[a.as_dict() for a in exc.attempts])
 
     def served(self, model, attempts, usage, status=200, error=None):
-        """Charge the answering model's price for the real (or produced) usage, once, and log."""
+        """Charge the answering model's price for the real (or produced) usage, once, and log.
+
+        The charge never exceeds the hold; what an upstream produced beyond it (one that ignored
+        the completion limit) is logged as its overrun, for the operator to see.
+        """
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         cost = self._cost(model, prompt, completion, status)
         with self._app_context():
             self.charged, self.available = credit.settle(self.request_id, self.caller.user_id, self.caller.key_id,
                                                          cost, f"{model.id}: {prompt} in / {completion} out")
             self._log(status=status, error=error, model=model.id, provider=model.provider,
-                      attempts=[a.as_dict() for a in attempts], prompt_tokens=prompt, completion_tokens=completion)
+                      attempts=[a.as_dict() for a in attempts], prompt_tokens=prompt, completion_tokens=completion,
+                      overrun=cost - self.charged)
         return self.charged
 
     def _cost(self, model, prompt, completion, status):
@@ -148,7 +154,7 @@ class Turn:
         """Add the log row and commit: one transaction with the settlement."""
         begin_write()
         execute_core(_INSERT_LOG, {**self.fields, "model": None, "provider": None, "error": None,
-                                   "prompt_tokens": 0, "completion_tokens": 0, **outcome,
+                                   "prompt_tokens": 0, "completion_tokens": 0, "overrun": 0, **outcome,
                                    "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
                                    "created_at": utcnow()})
         db.session.commit()
@@ -156,7 +162,3 @@ class Turn:
 
 _INSERT_LOG = RequestLog.__table__.insert()
 
-
-def _input_tokens(body):
-    texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
-    return sum(len(t) // 4 + 1 for t in texts)

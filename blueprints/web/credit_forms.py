@@ -27,7 +27,8 @@ def grant_amount(raw):
     try:
         micro = pricing.from_credits(raw)
     except ValueError:
-        raise FormError("The amount must be a number of credits, e.g. 10 or -2.5.") from None
+        raise FormError(f"The amount must be a number of credits from -{MAX_GRANT_CREDITS:,} to "
+                        f"{MAX_GRANT_CREDITS:,}, e.g. 10 or -2.5.") from None
     if micro == 0:
         raise FormError("The amount must not be zero (use a negative amount to take credit back).")
     if abs(micro) > pricing.from_credits(MAX_GRANT_CREDITS):

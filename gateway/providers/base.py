@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import requests
 import urllib3
 
-from gateway import errors, ssrf
+from gateway import answers, errors, ssrf
 from gateway.sse import iter_events
 
 MAX_JSON_BYTES = 32 * 1024 * 1024     # a bigger upstream answer is treated as broken, not buffered
@@ -108,7 +108,8 @@ class ProviderAdapter:
         `deadline` (time.monotonic) bounds the whole answer; `timeout` bounds each connect and read.
         """
         response = self._send(self.chat_call(target, body, stream=False), timeout, target)
-        return self.parse_chat(self._read_json(response, deadline), target)
+        payload = self._read_json(response, deadline)
+        return answers.completion(lambda: self.parse_chat(payload, target))
 
     def open_stream(self, target, body, timeout, deadline=None):
         """Streaming chat: returns an UpstreamStream of OpenAI chunks.
@@ -117,7 +118,7 @@ class ProviderAdapter:
         """
         response = self._send(self.chat_call(target, body, stream=True), timeout, target)
         limit = ReadDeadline(deadline)
-        chunks = self.stream_chunks(iter_events(iter_raw_lines(response, limit)), target)
+        chunks = answers.chunks(self.stream_chunks(iter_events(iter_raw_lines(response, limit)), target))
 
         def after_first_chunk(seconds):
             limit.lift()
@@ -126,7 +127,8 @@ class ProviderAdapter:
 
     def embed(self, target, body, timeout, deadline=None):
         response = self._send(self.embeddings_call(target, body), timeout, target)
-        return self.parse_embeddings(self._read_json(response, deadline), target)
+        payload = self._read_json(response, deadline)
+        return answers.embeddings(lambda: self.parse_embeddings(payload, target))
 
     def _send(self, call, timeout, target):
         user_url = target.key is not None and bool(target.key.base_url)
@@ -140,8 +142,15 @@ class ProviderAdapter:
                                                       **request)
         except ssrf.UnsafeURL as exc:          # a user's URL whose connection reached a refused address
             raise errors.UpstreamError(errors.AUTH, str(exc)) from None
+        except UnicodeEncodeError:             # a key saved before keys were checked (config.header_safe): "ключ"
+            raise errors.UpstreamError(errors.AUTH, "the key has characters an HTTP header cannot carry") from None
+        except requests.ConnectTimeout:
+            raise errors.UpstreamError(errors.TIMEOUT, f"{what} could not be reached in time", endpoint=True) from None
         except requests.Timeout:
             raise errors.UpstreamError(errors.TIMEOUT, f"{what} timed out") from None
+        except requests.ConnectionError as exc:
+            raise errors.UpstreamError(errors.TRANSIENT, f"{what} connection failed ({type(exc).__name__})",
+                                       endpoint=_never_connected(exc)) from None
         except requests.RequestException as exc:
             raise errors.UpstreamError(errors.TRANSIENT, f"{what} connection failed ({type(exc).__name__})") from None
         if 300 <= response.status_code < 400:
@@ -176,6 +185,17 @@ class ProviderAdapter:
         if not isinstance(payload, dict):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answered an unexpected JSON value", response.status_code)
         return payload
+
+
+def _never_connected(exc):
+    """A refused or unresolvable connection, or a failed TLS handshake: the endpoint is down, not the model.
+
+    A connection that broke after the request went out (reset, remote closed) may be the model's doing.
+    """
+    if isinstance(exc, requests.exceptions.SSLError):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 class ReadDeadline:
@@ -247,4 +267,4 @@ def json_event(event):
     try:
         return json.loads(event.data)
     except ValueError:
-        raise errors.UpstreamError(errors.TRANSIENT, "upstream sent a malformed stream event") from None
+        raise errors.UpstreamError(errors.TRANSIENT, "upstream sent a malformed stream event", 200) from None

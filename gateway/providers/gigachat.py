@@ -1,7 +1,7 @@
 """GigaChat (Sber): an OAuth token exchange in front of an OpenAI-like chat API.
 
 The configured key is the *authorization key*: it is sent only to the OAuth endpoint (Basic),
-which answers a bearer token valid about 30 minutes. Tokens are cached per key and renewed a
+which answers a bearer token valid about 30 minutes. Tokens are cached per key (by a digest of it, never a reusable id) and renewed a
 minute before they expire; a 401 from the chat endpoint drops the token and retries once with
 a fresh one before the key is called bad. TLS is verified against the operator's `ca_bundle`
 (GigaChat uses the Russian Trusted Root CA), never switched off. Functions, GigaChat's form of
@@ -15,7 +15,6 @@ from dataclasses import replace
 
 
 from gateway import errors
-from gateway.config import ProviderKey
 from gateway.providers.base import HttpCall, ProviderAdapter, json_event
 from gateway.providers.convert import text_of, tool_arguments
 
@@ -29,7 +28,7 @@ class GigaChatAdapter(ProviderAdapter):
 
     def __init__(self, session=None, user_url_session=None):
         super().__init__(session, user_url_session)
-        self._tokens = {}                  # key id -> (access token, expires at, epoch seconds)
+        self._tokens = {}                  # key fingerprint -> (access token, expires at, epoch seconds)
         self._lock = threading.Lock()
 
     # --- transport: a bearer token in place of the authorization key ----------------------
@@ -54,21 +53,21 @@ class GigaChatAdapter(ProviderAdapter):
     def _with_token(self, target, timeout):
         if target.key is None:
             raise errors.UpstreamError(errors.AUTH, "GigaChat needs an authorization key", 401)
-        return replace(target, key=ProviderKey(target.key.id, self._token(target, timeout), target.key.base_url))
+        return replace(target, key=replace(target.key, secret=self._token(target, timeout)))
 
     def _token(self, target, timeout):
         with self._lock:
-            cached = self._tokens.get(target.key.id)
+            cached = self._tokens.get(target.key.fingerprint)
         if cached and cached[1] - RENEW_BEFORE_S > time.time():
             return cached[0]
         token, expires_at = self._exchange(target, timeout)
         with self._lock:
-            self._tokens[target.key.id] = (token, expires_at)
+            self._tokens[target.key.fingerprint] = (token, expires_at)
         return token
 
     def _forget(self, key):
         with self._lock:
-            self._tokens.pop(key.id, None)
+            self._tokens.pop(key.fingerprint, None)
 
     def _exchange(self, target, timeout):
         """POST the authorization key to the OAuth endpoint; errors are classified like any upstream's."""

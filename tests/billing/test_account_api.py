@@ -60,9 +60,11 @@ def test_user_and_keys_api_in_quota_units(setup):
 
 
 def test_quota_update_and_revoke_are_owner_scoped(setup):
-    """PUT quota limits the key (402 key_quota afterwards); another user's key id is 404; DELETE revokes."""
+    """PUT quota limits the key (402 key_quota afterwards); another user's key id is 404; DELETE revokes.
+    The capped key itself may no longer manage keys: its owner's other, unlimited key does."""
     app, alice, bob = setup
     key = make_key(app, alice)
+    manager = make_key(app, alice, "manager")
     bob_key = make_key(app, bob)
     client = app.test_client()
     with app.app_context():
@@ -72,10 +74,11 @@ def test_quota_update_and_revoke_are_owner_scoped(setup):
     refused = client.post("/v1/chat/completions", headers=auth(key),
                           json={"model": "m1", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5})
     assert refused.status_code == 402 and refused.get_json()["error"]["limit_source"] == "key_quota"
-    assert client.put(f"/api/keys/{key_id}/quota", headers=auth(key), json={"remain_quota": -5}).status_code == 400
+    assert client.put(f"/api/keys/{key_id}/quota", headers=auth(key), json={"remain_quota": 9}).status_code == 403
+    assert client.put(f"/api/keys/{key_id}/quota", headers=auth(manager), json={"remain_quota": -5}).status_code == 400
     assert client.delete(f"/api/keys/{key_id}", headers=auth(bob_key)).status_code == 404
     assert client.put(f"/api/keys/{key_id}/quota", headers=auth(bob_key), json={"remain_quota": 9}).status_code == 404
-    assert client.delete(f"/api/keys/{key_id}", headers=auth(key)).get_json()["success"] is True
+    assert client.delete(f"/api/keys/{key_id}", headers=auth(manager)).get_json()["success"] is True
     assert client.get("/api/user", headers=auth(key)).status_code == 401
 
 
@@ -158,10 +161,11 @@ def test_fields_an_endpoint_does_not_take_are_ignored(setup):
     """No body can move a key to another user, raise a role or add credit: unknown fields
     (`user_id`, `role`, `balance`, `status`…) are ignored by every writing endpoint."""
     app, alice, bob = setup
+    make_key(app, alice, "capped")
     key = make_key(app, alice)
     client = app.test_client()
     with app.app_context():
-        key_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == alice))
+        key_id = db.session.scalar(db.select(ApiKey.id).where(ApiKey.user_id == alice, ApiKey.name == "capped"))
     extra = {"user_id": bob, "role": "admin", "balance": 10 ** 12, "status": "invalid", "used_quota": 0}
     assert client.put(f"/api/keys/{key_id}/quota", headers=auth(key),
                       json={"remain_quota": 7, **extra}).status_code == 200
