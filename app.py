@@ -30,14 +30,14 @@ def create_app(test_config=None):
         _from_environment(app)
     else:
         app.config.from_mapping(test_config)
-    _deployment(app, os.environ if test_config is None else {})
+    _trust_proxies(app)
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
 
     settings = app.config["GATEWAY_SETTINGS"] or gateway_config.load(
         app.config["GATEWAY_CONFIG"] or os.path.join(app.instance_path, "gateway.toml"))
-    app.extensions["gateway"] = Gateway(settings)
+    app.extensions["gateway"] = Gateway(settings, redis_url=app.config["REDIS_URL"])
     app.extensions["vault"] = Vault(app.config["GATEWAY_ENCRYPTION_KEYS"])
 
     db.init_app(app)
@@ -81,6 +81,10 @@ def _from_environment(app):
             app.config[name] = env[name]
     if env.get("DATABASE_URL"):
         app.config["SQLALCHEMY_DATABASE_URI"] = env["DATABASE_URL"]
+    if env.get("SESSION_COOKIE_SECURE"):
+        app.config["SESSION_COOKIE_SECURE"] = env["SESSION_COOKIE_SECURE"].lower() in ("1", "true", "yes", "on")
+    if env.get("TRUSTED_PROXIES"):
+        app.config["TRUSTED_PROXIES"] = int(env["TRUSTED_PROXIES"])
 
 
 def _prepare_database():
@@ -118,16 +122,9 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.close()
 
 
-def _deployment(app, env):
-    """HTTPS-only session cookie and trusted proxy hops (SESSION_COOKIE_SECURE=1, TRUSTED_PROXIES=n).
-
-    Without a trusted hop X-Forwarded-* are ignored, so a client cannot choose the address that
-    login and sign-up throttling count.
-    """
-    if env.get("SESSION_COOKIE_SECURE"):
-        app.config["SESSION_COOKIE_SECURE"] = env["SESSION_COOKIE_SECURE"].lower() in ("1", "true", "yes", "on")
-    if env.get("TRUSTED_PROXIES"):
-        app.config["TRUSTED_PROXIES"] = int(env["TRUSTED_PROXIES"])
+def _trust_proxies(app):
+    """Believe X-Forwarded-* from TRUSTED_PROXIES hops only: without one they are ignored, so a
+    client cannot choose the address that login and sign-up throttling count."""
     hops = int(app.config["TRUSTED_PROXIES"])
     if hops > 0:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

@@ -9,6 +9,7 @@ from gateway.catalog import Catalog
 from gateway.errors import BadRequest, GatewayError, ModelNotFound, StreamInterrupted
 from gateway.providers import adapter_for
 from gateway.router import Router
+from gateway.sharedstate import SharedState
 
 __all__ = ["Gateway", "GatewayError", "BadRequest", "ModelNotFound", "StreamInterrupted", "new_session"]
 
@@ -39,11 +40,13 @@ def user_url_session(allowlist):
 class Gateway:
     """Settings, catalog, adapters and router bundled for one worker process."""
 
-    def __init__(self, settings, session=None):
+    def __init__(self, settings, session=None, redis_url=None):
+        """`redis_url`: share circuit breakers and key health with every worker (see gateway.sharedstate)."""
         self.settings = settings
         self.session = session or new_session()
         self.catalog = Catalog(settings)
         families = {p.type for p in settings.providers.values()}
         users_session = user_url_session(settings.user_url_allowlist)
         self.adapters = {family: adapter_for(family, self.session, users_session) for family in families}
-        self.router = Router(settings, self.adapters)
+        self.shared_state = SharedState(redis_url) if redis_url else None     # `.degraded` while Redis is lost
+        self.router = Router(settings, self.adapters, shared=self.shared_state)

@@ -1,4 +1,7 @@
-"""Per-process health state: circuit breakers and keys out of rotation, each scoped to what failed.
+"""Health state: circuit breakers and keys out of rotation, each scoped to what failed.
+
+These classes keep it in the worker's memory; with `REDIS_URL`, gateway.sharedstate shares it
+between workers and instances under the same rules.
 
 Scopes (the README's routing section states the rules):
 - a provider+model circuit (`openai/gpt-4o`) counts that model's 5xx and timeouts;

@@ -44,12 +44,13 @@ class RouteResult:
 class Router:
     """Tries candidates in order; see `_run` for the policy."""
 
-    def __init__(self, settings, adapters, clock=time.monotonic, sleep=time.sleep, rand=random.random):
+    def __init__(self, settings, adapters, clock=time.monotonic, sleep=time.sleep, rand=random.random, shared=None):
+        """`shared`: a gateway.sharedstate.SharedState to keep health state in Redis, else per worker."""
         self.settings = settings
         self.adapters = adapters
         self.clock, self.sleep, self.rand = clock, sleep, rand
-        self.breakers = Breakers(settings.breaker, clock)
-        self.key_health = KeyHealth(clock)
+        self.breakers = shared.breakers(settings.breaker, clock) if shared else Breakers(settings.breaker, clock)
+        self.key_health = shared.key_health(clock) if shared else KeyHealth(clock)
 
     # --- public entry points ---------------------------------------------------------------
     # `request_keys` are the caller's own provider keys, tried before the operator's; `tenant`

@@ -51,13 +51,22 @@ def postgres_server():
         shutil.rmtree(data, ignore_errors=True)
 
 
-def create_database(postgres_url, name):
-    """A new empty database on the test server; returns its SQLAlchemy URL."""
+def create_database(postgres_url, name, template=None):
+    """A new database on the test server, empty or a copy of `template`; returns its SQLAlchemy URL."""
+    _admin(postgres_url, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return postgres_url.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(postgres_url, name):
+    """Drop a test database, ending any connection still open on it."""
+    _admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _admin(postgres_url, statement):
     import psycopg
 
     with psycopg.connect(postgres_url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return postgres_url.rsplit("/", 1)[0] + "/" + name
+        conn.execute(statement)
 
 
 @contextmanager
@@ -123,3 +132,40 @@ def wait_until_up(base, process=None, timeout=30):
         except requests.RequestException:      # not listening yet, or a worker still booting
             time.sleep(0.1)
     raise RuntimeError("gunicorn did not start")
+
+
+class RedisProcess:
+    """A running test Redis: where it listens, and its process."""
+
+    def __init__(self, port, process):
+        self.port, self.process = port, process
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+
+@contextmanager
+def redis_server(port=None):
+    """A throwaway Redis (Debian's redis-server) on a free or given 127.0.0.1 port, saving nothing.
+
+    Yields a RedisProcess; killing `.process` mid-test is how tests lose Redis.
+    """
+    port = port or free_port()
+    data = tempfile.mkdtemp(prefix="gw-redis-")
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.02)
+        yield RedisProcess(port, process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+        shutil.rmtree(data, ignore_errors=True)

@@ -1,8 +1,8 @@
-"""/admin/upstreams: each provider with its operator keys and circuits, as this worker sees them,
-and the latest answers that cost more than their hold (upstream overruns, never charged).
+"""/admin/upstreams: each provider with its operator keys and circuits (every worker's, shared through
+Redis, or this worker's without it), and the latest answers that cost more than their hold.
 
-Key health and circuit breakers live in each worker's memory, so the page says which worker
-answered; keys are shown by their label (`openai#1`), never by their text.
+Without Redis the page says which worker answered; keys are shown by their label (`openai#1`),
+never by their text.
 """
 import os
 from dataclasses import dataclass
@@ -42,7 +42,8 @@ def upstreams():
     rows = [_provider_row(provider, breakers, out) for provider in gateway.settings.providers.values()]
     overruns = db.session.scalars(sa.select(RequestLog).where(RequestLog.overrun > 0)
                                   .order_by(RequestLog.id.desc()).limit(MAX_OVERRUNS)).all()
-    return render_template("admin/upstreams.html", providers=rows, worker=os.getpid(), overruns=overruns)
+    return render_template("admin/upstreams.html", providers=rows, worker=os.getpid(), overruns=overruns,
+                           shared=gateway.shared_state is not None)
 
 
 def _provider_row(provider, breakers, out):
