@@ -1,4 +1,5 @@
 """Application factory: configuration → extensions → gateway → blueprints → CLI."""
+import hashlib
 import os
 import threading
 import time
@@ -15,6 +16,11 @@ from extensions import SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
 from gateway import Gateway
 from gateway import config as gateway_config
 from gateway.vault import Vault
+
+# A database server that is gone fails requests fast (503, blueprints/outages.py), well inside the
+# request deadline: a stale pooled connection is pinged and replaced, a connection attempt gives up
+# after 2 s (psycopg and the MySQL drivers take `connect_timeout`), a free pooled one is waited for 10 s.
+SERVER_DATABASE_OPTIONS = {"pool_pre_ping": True, "pool_timeout": 10, "connect_args": {"connect_timeout": 2}}
 
 
 def create_app(test_config=None):
@@ -33,11 +39,11 @@ def create_app(test_config=None):
     _trust_proxies(app)
     os.makedirs(app.instance_path, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**SERVER_DATABASE_OPTIONS, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
 
     settings = app.config["GATEWAY_SETTINGS"] or gateway_config.load(
         app.config["GATEWAY_CONFIG"] or os.path.join(app.instance_path, "gateway.toml"))
-    app.extensions["gateway"] = Gateway(settings, redis_url=app.config["REDIS_URL"])
+    app.extensions["gateway"] = Gateway(settings, redis_url=app.config["REDIS_URL"], state_file=_state_file(app))
     app.extensions["vault"] = Vault(app.config["GATEWAY_ENCRYPTION_KEYS"])
 
     db.init_app(app)
@@ -85,6 +91,19 @@ def _from_environment(app):
         app.config["SESSION_COOKIE_SECURE"] = env["SESSION_COOKIE_SECURE"].lower() in ("1", "true", "yes", "on")
     if env.get("TRUSTED_PROXIES"):
         app.config["TRUSTED_PROXIES"] = int(env["TRUSTED_PROXIES"])
+
+
+def _state_file(app):
+    """Where this instance's workers share breakers and key health without Redis: beside a SQLite
+    database, else in instance/ under the database's digest (two gateways on a machine never mix)."""
+    if app.config["HEALTH_STATE_FILE"] is not None:
+        return app.config["HEALTH_STATE_FILE"] or None          # "" keeps health per worker
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    database = dbmigrate.sqlite_file(uri)
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    path = database + ".health" if database else os.path.join(app.instance_path, f"health-{digest}.sqlite")
+    dbmigrate.create_private_sqlite_file(path)
+    return path
 
 
 def _prepare_database():

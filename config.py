@@ -10,7 +10,8 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     GATEWAY_ENCRYPTION_KEYS = None               # Fernet keys, newest first; generated into instance/ when unset
-    REDIS_URL = None
+    REDIS_URL = None                             # shares breakers and key health with every instance
+    HEALTH_STATE_FILE = None                     # without Redis, the file this instance's workers share them in
     JWT_SECRET = None
     GATEWAY_CONFIG = None                        # defaults to instance/gateway.toml
     GATEWAY_SETTINGS = None                      # tests may pass parsed settings directly

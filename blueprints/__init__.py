@@ -9,6 +9,8 @@ def register_blueprints(app):
     from blueprints.api.provider_keys import bp as provider_keys_bp
     from blueprints.api.messages import bp as anthropic_bp
     from blueprints.errors import register_error_handlers
+    from blueprints.health import bp as health_bp
+    from blueprints.outages import init_app as fail_closed_without_database
     from blueprints.web import register_web
 
     app.register_blueprint(openai_bp)
@@ -17,5 +19,7 @@ def register_blueprints(app):
     app.register_blueprint(credit_chat_bp)
     app.register_blueprint(native_bp)
     app.register_blueprint(provider_keys_bp)
+    app.register_blueprint(health_bp)
     register_web(app)
     register_error_handlers(app)
+    fail_closed_without_database(app)

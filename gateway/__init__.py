@@ -6,6 +6,7 @@ from requests.adapters import HTTPAdapter
 
 from gateway import ssrf
 from gateway.catalog import Catalog
+from gateway.localstate import LocalState
 from gateway.errors import BadRequest, GatewayError, ModelNotFound, StreamInterrupted
 from gateway.providers import adapter_for
 from gateway.router import Router
@@ -40,13 +41,16 @@ def user_url_session(allowlist):
 class Gateway:
     """Settings, catalog, adapters and router bundled for one worker process."""
 
-    def __init__(self, settings, session=None, redis_url=None):
-        """`redis_url`: share circuit breakers and key health with every worker (see gateway.sharedstate)."""
+    def __init__(self, settings, session=None, redis_url=None, state_file=None):
+        """Circuit breakers and key health are shared with every worker and instance through `redis_url`
+        (gateway.sharedstate), else with this instance's workers through `state_file` (gateway.localstate),
+        else kept by this worker alone."""
         self.settings = settings
         self.session = session or new_session()
         self.catalog = Catalog(settings)
         families = {p.type for p in settings.providers.values()}
         users_session = user_url_session(settings.user_url_allowlist)
         self.adapters = {family: adapter_for(family, self.session, users_session) for family in families}
-        self.shared_state = SharedState(redis_url) if redis_url else None     # `.degraded` while Redis is lost
+        self.shared_state = (SharedState(redis_url) if redis_url else     # `.degraded` while Redis is lost
+                             LocalState(state_file) if state_file else None)
         self.router = Router(settings, self.adapters, shared=self.shared_state)

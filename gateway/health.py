@@ -51,14 +51,14 @@ class Breakers:
             if name in self._state:
                 self._state[name] = self._fresh()
             if caller is not None:
-                self._state.pop(_own(name, caller), None)
+                self._state.pop(own_circuit(name, caller), None)
 
     def failure(self, name, caller=None):
         """Count one failure seen by `caller` (None: the gateway itself, which needs no quorum)."""
         with self._lock:
             self._count(name, caller, self.quorum if caller is not None else 1)
             if caller is not None:
-                self._count(_own(name, caller), caller, 1)
+                self._count(own_circuit(name, caller), caller, 1)
 
     def provider_usable(self, provider):
         """False only when every known shared circuit of the provider's models is open (no probe needed)."""
@@ -76,7 +76,7 @@ class Breakers:
     def _entries(self, name, caller):
         entries = [self._state.get(name)]
         if caller is not None:
-            entries.append(self._state.get(_own(name, caller)))
+            entries.append(self._state.get(own_circuit(name, caller)))
         return [e for e in entries if e is not None and e["state"] != CLOSED] or ()
 
     def _take(self, entry):
@@ -112,7 +112,7 @@ class Breakers:
         return {"state": CLOSED, "failures": 0, "opened_at": 0.0, "trips": 0, "last_failure": None, "callers": set()}
 
 
-def _own(name, caller):
+def own_circuit(name, caller):
     return f"{name}{OWN}{caller}" if caller is not None else name
 
 

@@ -115,6 +115,8 @@ class SharedState:
     `degraded` is True from a failed Redis call until the next one that succeeds.
     """
 
+    scope = "every worker and instance"
+
     def __init__(self, url, prefix=PREFIX, clock=time.time, backoff=BACKOFF_S):
         self.client = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
                                            retry=Retry(NoBackoff(), 0))      # no retries: `run` falls back at once

@@ -29,26 +29,9 @@ def postgres_bin():
 
 @contextmanager
 def postgres_server():
-    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port; yields its SQLAlchemy URL.
-
-    PostgreSQL refuses to run as root, so under root the cluster belongs to the `postgres` user.
-    """
-    bin_dir = postgres_bin()
-    data = tempfile.mkdtemp(prefix="gw-pg-")
-    as_user = []
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    run = lambda *cmd: subprocess.run(as_user + list(cmd), check=True, capture_output=True)  # noqa: E731
-    run(f"{bin_dir}/initdb", "-D", data, "-U", "gateway", "--auth=trust", "-E", "UTF8")
-    run(f"{bin_dir}/pg_ctl", "-D", data, "-w", "-l", f"{data}/server.log", "-o",
-        f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", "start")
-    try:
-        yield f"postgresql+psycopg://gateway@127.0.0.1:{port}/postgres"
-    finally:
-        run(f"{bin_dir}/pg_ctl", "-D", data, "-m", "immediate", "stop")
-        shutil.rmtree(data, ignore_errors=True)
+    """A throwaway PostgreSQL cluster on a free 127.0.0.1 port; yields its SQLAlchemy URL."""
+    with postgres_cluster() as cluster:
+        yield cluster.url
 
 
 def create_database(postgres_url, name, template=None):
@@ -169,3 +152,45 @@ def redis_server(port=None):
             process.kill()
         process.wait(10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+class PostgresCluster:
+    """A test PostgreSQL cluster that can be stopped and started again on the same data and port,
+    as a database server lost and back would be.
+
+    PostgreSQL refuses to run as root, so under root the cluster belongs to the `postgres` user.
+    """
+
+    def __init__(self):
+        self.bin_dir, self.port = postgres_bin(), free_port()
+        self.data = tempfile.mkdtemp(prefix="gw-pg-")
+        self.as_user = []
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.url = f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", self.data, "-U", "gateway", "--auth=trust", "-E", "UTF8")
+
+    def start(self):
+        self._run("pg_ctl", "-D", self.data, "-w", "-l", f"{self.data}/server.log", "-o",
+                  f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                  "start")
+
+    def stop(self, check=True):
+        """Gone at once, its clients' connections cut, as in a crash (`check=False`: if it still runs)."""
+        self._run("pg_ctl", "-D", self.data, "-m", "immediate", "stop", check=check)
+
+    def _run(self, program, *args, check=True):
+        subprocess.run(self.as_user + [f"{self.bin_dir}/{program}", *args], check=check, capture_output=True)
+
+
+@contextmanager
+def postgres_cluster():
+    """A started PostgresCluster, stopped and deleted at the end (whether stopped meanwhile or not)."""
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop(check=False)
+        shutil.rmtree(cluster.data, ignore_errors=True)

@@ -1,4 +1,5 @@
 """The OpenAI-compatible API under /v1: JSON only, Bearer/x-api-key auth, OpenAI error shape."""
+import math
 import uuid
 
 from flask import Blueprint, g, jsonify, request
@@ -32,7 +33,11 @@ def add_request_id(response):
 
 @bp.errorhandler(GatewayError)
 def gateway_error(exc):
-    response = openai_error(exc.status, exc.message, exc.type, exc.code, exc.param, exc.extra)
+    return with_retry_after(openai_error(exc.status, exc.message, exc.type, exc.code, exc.param, exc.extra), exc)
+
+
+def with_retry_after(response, exc):
+    """Every API family sends a GatewayError's `retry_after` (a rate limit, a cooled provider key) as Retry-After."""
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     return response

@@ -78,8 +78,8 @@ def models_catalog():
 @bp.get("/api/user")
 def user_info():
     user = db.session.get(User, g.caller.user_id)
-    used = db.session.scalar(db.select(db.func.coalesce(db.func.sum(-CreditTransaction.amount), 0))
-                             .where(CreditTransaction.user_id == user.id, CreditTransaction.kind == "charge"))
+    used = int(db.session.scalar(db.select(db.func.coalesce(db.func.sum(-CreditTransaction.amount), 0))     # numeric
+                                 .where(CreditTransaction.user_id == user.id, CreditTransaction.kind == "charge")))
     requests = db.session.scalar(db.select(db.func.count(RequestLog.id)).where(RequestLog.user_id == user.id))
     return jsonify({"display_name": user.username, "email": user.email or "", "username": user.username,
                     "role": user.role, "quota": pricing.to_quota(max(0, user.balance - user.reserved)),

@@ -6,7 +6,10 @@ import time
 import sqlalchemy as sa
 
 import extensions
+from conftest import sqlite_only
 from extensions import SQLITE_BUSY_TIMEOUT_MS, begin_write, db
+
+pytestmark = sqlite_only
 
 
 def test_a_writer_waits_for_the_write_lock_in_python_then_takes_it(app, monkeypatch):

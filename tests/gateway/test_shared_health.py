@@ -1,6 +1,7 @@
 """Health state shared through a real Redis: two `SharedState`s stand for two workers (or instances)
-and see one state; under gunicorn, a key cooled down by one worker is not tried by another; losing
-Redis serves from per-worker state and recovers by itself."""
+and see one state; under gunicorn, a key cooled down by one worker is not tried by another (through
+Redis, or without it through the instance's state file); losing Redis serves from per-worker state
+and recovers by itself."""
 import logging
 import os
 import shutil
@@ -240,10 +241,14 @@ def calls_with(upstream, key):
     return sum(1 for r in upstream.requests if r.key == key)
 
 
-def test_a_key_cooled_down_by_one_worker_is_not_tried_by_another(gateway_env, upstream, redis_proc):
+@pytest.mark.parametrize("through", ["redis", "instance-file"])
+def test_a_key_cooled_down_by_one_worker_is_not_tried_by_another(request, gateway_env, upstream, through):
+    """Shared through Redis, or without it through the instance's state file: one 429 in all."""
     env, headers = gateway_env
+    if through == "redis":
+        env = {**env, "REDIS_URL": request.getfixturevalue("redis_proc").url}
     upstream.script(Fault.status(429, "rate limited", retry_after=30), key="key-1")
-    with gunicorn_server({**env, "REDIS_URL": redis_proc.url}) as base:
+    with gunicorn_server(env) as base:
         assert ask_many(base, headers) == [200] * 10
     assert calls_with(upstream, "key-1") == 1 and calls_with(upstream, "key-2") == 10
 

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import create_app
-from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
+from conftest import TEST_ENCRYPTION_KEY, make_key, make_user, sqlite_only
 from extensions import db
 from fake_upstream import Fault
 from gateway.vault import VaultError
@@ -96,6 +96,7 @@ def test_selected_key_429_fails_over_and_is_logged(gateway, upstream):
     assert client.get(f"{API}/{new['id']}", headers=headers).get_json()["status"] == "invalid"
 
 
+@sqlite_only
 def test_stored_keys_are_encrypted_on_sqlite(gateway, tmp_path):
     """The SQLite file holds no provider key in plaintext."""
     app, client, headers = gateway

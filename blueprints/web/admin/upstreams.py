@@ -1,8 +1,7 @@
-"""/admin/upstreams: each provider with its operator keys and circuits (every worker's, shared through
-Redis, or this worker's without it), and the latest answers that cost more than their hold.
+"""/admin/upstreams: each provider with its operator keys and circuits (shared by the workers, or by
+every instance through Redis), and the latest answers that cost more than their hold.
 
-Without Redis the page says which worker answered; keys are shown by their label (`openai#1`),
-never by their text.
+Keys are shown by their label (`openai#1`), never by their text.
 """
 import os
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ def upstreams():
     overruns = db.session.scalars(sa.select(RequestLog).where(RequestLog.overrun > 0)
                                   .order_by(RequestLog.id.desc()).limit(MAX_OVERRUNS)).all()
     return render_template("admin/upstreams.html", providers=rows, worker=os.getpid(), overruns=overruns,
-                           shared=gateway.shared_state is not None)
+                           shared=gateway.shared_state and gateway.shared_state.scope)
 
 
 def _provider_row(provider, breakers, out):

@@ -1,0 +1,175 @@
+"""Health state shared by the workers of one instance without Redis: a small SQLite file.
+
+`FileBreakers` and `FileKeyHealth` keep the rules and the public API of `gateway.health`; each
+worker keeps the state in memory and re-reads the file only after another worker committed a
+change (`PRAGMA data_version`, answered from shared memory), so a healthy request costs one pragma
+per check, not a query. A change runs under SQLite's write lock on freshly read state and is
+written back before the lock is let go, so, as with Redis, one half-open probe goes out in all.
+Monotonic time is one clock for every process of a machine, so the entries keep `time.monotonic`.
+"""
+import copy
+import json
+import sqlite3
+import threading
+import time
+
+from gateway.health import CLOSED, Breakers, KeyHealth, own_circuit
+
+BAD_KEY_S = 86_400.0          # a key out "until fixed" returns after a day: a restart no longer clears it
+LOCK_WAIT_S = 5.0
+
+
+class LocalState:
+    """The state file of one instance (beside its SQLite database, or in instance/)."""
+
+    degraded = False          # a local file is never "lost" the way a Redis server is
+    scope = "every worker of this instance"
+
+    def __init__(self, path):
+        self.path = path
+
+    def breakers(self, settings, clock=time.monotonic):
+        return FileBreakers(settings, _Table(self.path, "circuits", _encode_circuit, _decode_circuit), clock)
+
+    def key_health(self, clock=time.monotonic):
+        return FileKeyHealth(_Table(self.path, "keys_out", list, tuple), clock)
+
+
+class FileBreakers(Breakers):
+    """Breakers whose state every worker of the instance shares."""
+
+    def __init__(self, settings, table, clock=time.monotonic):
+        super().__init__(settings, clock)
+        self._table = table.bind(self._state)
+
+    def allow(self, name, caller=None):
+        if self._table.read(lambda: not self._entries(name, caller)):       # all closed: nothing to take
+            return True
+        return self._table.change(lambda: Breakers.allow(self, name, caller))
+
+    def would_allow(self, name, caller=None):
+        return self._table.read(lambda: Breakers.would_allow(self, name, caller))
+
+    def success(self, name, caller=None):
+        if self._table.read(lambda: self._clean(name, caller)):
+            return
+        self._table.change(lambda: Breakers.success(self, name, caller))
+
+    def failure(self, name, caller=None):
+        self._table.change(lambda: Breakers.failure(self, name, caller))
+
+    def provider_usable(self, provider):
+        return self._table.read(lambda: Breakers.provider_usable(self, provider))
+
+    def snapshot(self):
+        return self._table.read(lambda: Breakers.snapshot(self))
+
+    def _clean(self, name, caller):
+        entry = self._state.get(name)
+        shared_clean = entry is None or (entry["state"] == CLOSED and not entry["failures"])
+        return shared_clean and (caller is None or own_circuit(name, caller) not in self._state)
+
+
+class FileKeyHealth(KeyHealth):
+    """Keys out of rotation, the same for every worker of the instance."""
+
+    def __init__(self, table, clock=time.monotonic):
+        super().__init__(clock)
+        self._table = table.bind(self._out)
+
+    def usable(self, scope, model_id=None):
+        return scope is None or self._table.read(lambda: KeyHealth.usable(self, scope, model_id))
+
+    def mark_bad(self, scope, reason):
+        self.cool_down(scope, BAD_KEY_S, reason)
+
+    def cool_down(self, scope, seconds, reason, model_id=None):
+        self._table.change(lambda: KeyHealth.cool_down(self, scope, seconds, reason, model_id))
+
+    def restore(self, scope):
+        self._table.change(lambda: KeyHealth.restore(self, scope))
+
+    def snapshot(self):
+        return self._table.read(lambda: KeyHealth.snapshot(self))
+
+
+class _Table:
+    """One table of JSON entries in the state file, mirrored in a worker's dict."""
+
+    def __init__(self, path, name, encode, decode):
+        self.name, self.encode, self.decode = name, encode, decode
+        self._db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        _waiting(lambda: self._db.execute("PRAGMA journal_mode=WAL"))        # workers start together
+        _waiting(lambda: self._db.execute(f"CREATE TABLE IF NOT EXISTS {name} (name TEXT PRIMARY KEY, entry TEXT NOT NULL)"))
+        self._lock = threading.RLock()
+        self._version = None
+        self._state = None
+
+    def bind(self, state):
+        self._state = state
+        return self
+
+    def read(self, look):
+        """`look()` on the state as every worker last left it."""
+        with self._lock:
+            self._refresh()
+            return look()
+
+    def change(self, act):
+        """`act()` under the file's write lock on fresh state; what it changed is written back."""
+        with self._lock:
+            self._begin()
+            try:
+                self._refresh()
+                before = copy.deepcopy(self._state)
+                result = act()
+                self._write(before)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                self._version = None            # read everything again next time
+                raise
+            self._version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            return result
+
+    def _refresh(self):
+        version = _waiting(lambda: self._db.execute("PRAGMA data_version").fetchone()[0])
+        if version != self._version:
+            rows = _waiting(lambda: self._db.execute(f"SELECT name, entry FROM {self.name}").fetchall())
+            self._state.clear()
+            self._state.update((name, self.decode(json.loads(entry))) for name, entry in rows)
+            self._version = version
+
+    def _write(self, before):
+        gone = [(name,) for name in before.keys() - self._state.keys()]
+        changed = [(name, json.dumps(self.encode(entry))) for name, entry in self._state.items()
+                   if before.get(name) != entry]
+        if gone:
+            self._db.executemany(f"DELETE FROM {self.name} WHERE name = ?", gone)
+        if changed:
+            self._db.executemany(f"INSERT OR REPLACE INTO {self.name} (name, entry) VALUES (?, ?)", changed)
+
+    def _begin(self):
+        _waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
+
+
+def _waiting(statement):
+    """Run `statement`, waiting out another worker's lock with a sleep gevent can switch away from
+    (SQLite's own busy handler would sleep the whole worker)."""
+    deadline, pause = time.monotonic() + LOCK_WAIT_S, 0.0005
+    while True:
+        try:
+            return statement()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.01)
+
+
+def _encode_circuit(entry):
+    return {**entry, "callers": list(entry["callers"])}
+
+
+def _decode_circuit(entry):
+    return {**entry, "callers": set(entry["callers"])}
