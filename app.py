@@ -15,6 +15,7 @@ from config import Config, ensure_instance_secrets
 from extensions import SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
 from gateway import Gateway
 from gateway import config as gateway_config
+from gateway.ratelimits import RateLimits
 from gateway.vault import Vault
 
 # A database server that is gone fails requests fast (503, blueprints/outages.py), well inside the
@@ -43,7 +44,9 @@ def create_app(test_config=None):
 
     settings = app.config["GATEWAY_SETTINGS"] or gateway_config.load(
         app.config["GATEWAY_CONFIG"] or os.path.join(app.instance_path, "gateway.toml"))
-    app.extensions["gateway"] = Gateway(settings, redis_url=app.config["REDIS_URL"], state_file=_state_file(app))
+    state_file = _state_file(app)
+    app.extensions["gateway"] = Gateway(settings, redis_url=app.config["REDIS_URL"], state_file=state_file)
+    app.extensions["rate_limits"] = RateLimits(settings.limits, app.config["REDIS_URL"], _limits_file(state_file))
     app.extensions["vault"] = Vault(app.config["GATEWAY_ENCRYPTION_KEYS"])
 
     db.init_app(app)
@@ -102,6 +105,16 @@ def _state_file(app):
     database = dbmigrate.sqlite_file(uri)
     digest = hashlib.sha256(uri.encode()).hexdigest()[:12]
     path = database + ".health" if database else os.path.join(app.instance_path, f"health-{digest}.sqlite")
+    dbmigrate.create_private_sqlite_file(path)
+    return path
+
+
+def _limits_file(state_file):
+    """Rate-limit counts sit beside the health state file (their own file: they change on every
+    request, the health state rarely); no state file keeps them per worker, in memory."""
+    if not state_file:
+        return None
+    path = state_file + ".limits"
     dbmigrate.create_private_sqlite_file(path)
     return path
 

@@ -6,6 +6,7 @@ from flask.cli import AppGroup
 from extensions import db
 from gateway import pricing
 from models import ApiKey, RedemptionCode, User, UserProviderKey, credit, redemption
+from models.api_key import MAX_RPM
 from models.redemption import PACKAGES
 
 users_cli = AppGroup("users", help="Manage accounts.")
@@ -36,12 +37,15 @@ def create_user(name, password, admin, email):
 @keys_cli.command("create")
 @click.option("--user", "username", required=True)
 @click.option("--name", default="default")
-def create_key(username, name):
+@click.option("--rpm", type=click.IntRange(min=1, max=MAX_RPM), default=None,
+              help="The key's own requests-per-minute limit (default: [limits] key_per_minute).")
+def create_key(username, name, rpm):
     """Issue a key; the key alone is printed on the last line and never shown again."""
     user = db.session.scalar(db.select(User).filter_by(username=username))
     if user is None:
         raise click.ClickException(f"no user {username!r}")
-    _, raw = ApiKey.issue(user, name)
+    row, raw = ApiKey.issue(user, name)
+    row.rpm = rpm
     db.session.commit()
     click.echo(f"key {name!r} for {username} (store it now: it is not kept):")
     click.echo(raw)

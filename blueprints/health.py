@@ -56,7 +56,7 @@ def health():
                     "components": {"database": database, "redis": redis, "llm_services": services},
                     "retry_enabled": gateway.settings.retry.max_attempts > 1,
                     "circuit_breaker_enabled": True,
-                    "rate_limit_storage": "memory"}), 503 if status == "unhealthy" else 200
+                    "rate_limit_storage": current_app.extensions["rate_limits"].storage_name}), 503 if status == "unhealthy" else 200
 
 
 def database_answers():

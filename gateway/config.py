@@ -59,6 +59,15 @@ class BreakerSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """Requests allowed per moving window (SPEC section 6); 0 turns a limit off."""
+    user_per_minute: int = 60
+    global_per_hour: int = 1000
+    ip_per_minute: int = 60       # unauthenticated routes: login, register, /health
+    key_per_minute: int = 0       # a key's own `rpm` overrides it
+
+
+@dataclass(frozen=True)
 class ProviderKey:
     """A provider key: `id` is a non-secret label safe for logs, `secret` never leaves memory.
 
@@ -115,6 +124,7 @@ class GatewaySettings:
     groups: dict                  # name -> tuple of model ids, in file order
     price_groups: dict = field(default_factory=lambda: {"default": 1.0})   # key group -> price ratio
     user_url_allowlist: tuple = ()   # hosts / CIDRs users' base URLs may reach despite the SSRF guard
+    limits: LimitSettings = LimitSettings()
 
 
 _DEMO_MODELS = {
@@ -168,6 +178,7 @@ def parse(data, environ):
         breaker=_section(BreakerSettings, data, "circuit_breaker"),
         providers=providers, models=models, groups=groups, price_groups=_parse_price_groups(data.get("price_groups", {})),
         user_url_allowlist=_parse_allowlist(data.get("security", {})),
+        limits=_section(LimitSettings, data, "limits"),
     )
 
 

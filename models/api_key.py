@@ -10,6 +10,7 @@ from extensions import db
 from models.user import utcnow
 
 KEY_PREFIX = "sk-"
+MAX_RPM = 1_000_000           # a key's own requests-per-minute limit goes up to this
 
 
 def hash_key(raw):
@@ -34,6 +35,7 @@ class ApiKey(db.Model):
     group: so.Mapped[str] = so.mapped_column(sa.String(32), default="default")
     model_limits: so.Mapped[list] = so.mapped_column(sa.JSON, default=list)
     allow_ips: so.Mapped[list] = so.mapped_column(sa.JSON, default=list)
+    rpm: so.Mapped[int | None] = so.mapped_column()      # the key's own requests per minute, else [limits] key_per_minute
     unlimited_quota: so.Mapped[bool] = so.mapped_column(default=True)
     remain_quota: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0)    # micro-USD the key may still spend
     used_quota: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0)

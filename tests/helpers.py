@@ -6,6 +6,9 @@ from contextlib import contextmanager
 from werkzeug.serving import make_server
 
 FAST_RETRY = {"max_attempts": 3, "base_delay": 0.05, "max_delay": 0.2, "exponential_base": 2.0, "jitter": False}
+# Rate limits off unless a test turns one on: the SPEC defaults (60 a minute per user, 1000 an hour
+# in all) would refuse the busier tests; tests/api/test_rate_limits.py tests the limits themselves.
+NO_LIMITS = {"user_per_minute": 0, "global_per_hour": 0, "ip_per_minute": 0}
 
 
 def gateway_config(upstream, models, groups=None, keys=("key-a", "key-b"), family="openai", **sections):
@@ -26,6 +29,7 @@ def gateway_config(upstream, models, groups=None, keys=("key-a", "key-b"), famil
         "providers": {f: {"type": f, "base_url": base[f], "api_keys": list(keys)} for f in used},
         "models": models,
         "groups": groups or {},
+        "limits": dict(NO_LIMITS),
     }
     if "gigachat" in used:
         config["providers"]["gigachat"]["auth_url"] = upstream.url + "/api/v2/oauth"

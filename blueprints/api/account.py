@@ -127,4 +127,4 @@ def key_json(key):
             "used_quota": pricing.to_quota(key.used_quota), "created_time": stamp(key.created_at),
             "accessed_time": stamp(key.last_used_at), "expired_time": stamp(key.expires_at),
             "model_limits": ",".join(key.model_limits or []), "model_limits_enabled": bool(key.model_limits),
-            "allow_ips": ",".join(key.allow_ips or [])}
+            "allow_ips": ",".join(key.allow_ips or []), "rpm": key.rpm}

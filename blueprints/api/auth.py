@@ -3,8 +3,9 @@ import ipaddress
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import request
+from flask import current_app, request
 
+from blueprints.throttling import count
 from extensions import execute_core
 from gateway.errors import GatewayError
 from models import ApiKey, User, UserProviderKey
@@ -22,6 +23,7 @@ class Caller:
     key_limited: bool = False      # the key has its own quota (not unlimited)
     price_group: str = "default"
     has_provider_keys: bool = False
+    rpm: int | None = None         # the key's own requests per minute (None: the configured default)
 
     def may_use(self, model_id):
         return not self.model_limits or model_id in self.model_limits
@@ -50,9 +52,11 @@ def presented_key():
 
 
 def authenticate():
-    """Look the key up by hash; answer 401 for anything missing, malformed, unknown or revoked.
+    """Look the key up by hash; answer 401 for anything missing, malformed, unknown or revoked;
+    then count the request against the key's, the user's and the global rate limit.
 
-    :raise GatewayError: 401, or 403 when the caller's IP is not in the key's allow-list.
+    :raise GatewayError: 401, 403 when the caller's IP is not in the key's allow-list, 429 past a
+        rate limit (before any upstream call, hold or ledger row).
     """
     raw = presented_key()
     if not raw:
@@ -62,14 +66,28 @@ def authenticate():
     if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
         raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
     caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()),
-                    not row.unlimited_quota, row.group, row.has_provider_keys)
+                    not row.unlimited_quota, row.group, row.has_provider_keys, row.rpm)
     if caller.allow_ips and not _ip_allowed(request.remote_addr, caller.allow_ips):
         raise GatewayError(403, "This API key may not be used from this IP address.", "permission_error", "ip_not_allowed")
+    _count_request(caller)
     return caller
 
 
+_LIMIT_OWNERS = {"key": "this API key's", "user": "your account's", "global": "the gateway's"}
+
+
+def _count_request(caller):
+    """:raise GatewayError: 429 with Retry-After once a limit is used up (a refused request is not counted)."""
+    window = count(current_app.extensions["rate_limits"].for_key(caller.user_id, caller.key_id, caller.rpm))
+    if window is not None and not window.allowed:
+        wait = window.reset_in()
+        raise GatewayError(429, f"Rate limit reached: {_LIMIT_OWNERS[window.scope]} limit is {window.rate}; "
+                                f"try again in {wait} seconds.", "rate_limit_error", "rate_limit_exceeded",
+                           retry_after=wait)
+
+
 _KEY_LOOKUP = (sa.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expires_at, ApiKey.model_limits,
-                         ApiKey.allow_ips, ApiKey.unlimited_quota, ApiKey.group, User.disabled,
+                         ApiKey.allow_ips, ApiKey.unlimited_quota, ApiKey.group, ApiKey.rpm, User.disabled,
                          sa.exists().where(UserProviderKey.user_id == ApiKey.user_id).label("has_provider_keys"))
                .join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == sa.bindparam("hash")))
 

@@ -4,7 +4,7 @@ import uuid
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from blueprints.api import read_json_body
+from blueprints.api import read_json_body, with_retry_after
 from blueprints.api.auth import authenticate
 from blueprints.api.chat import route_chat
 from blueprints.api.records import Turn
@@ -32,7 +32,9 @@ def gateway_error(exc):
         required, available = _plain(exc.extra["credits_required"]), _plain(exc.extra["credits_available"])
         body = {"error": f"Insufficient credits. Required: {required}, Available: {available}",
                 "credits_required": required, "credits_available": available, "limit_source": exc.extra["limit_source"]}
-    return jsonify(body), exc.status
+    response = jsonify(body)
+    response.status_code = exc.status
+    return with_retry_after(response, exc)
 
 
 @bp.errorhandler(HTTPException)

@@ -4,6 +4,7 @@ import functools
 from flask import g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from blueprints.api import with_retry_after
 from blueprints.api.auth import authenticate, require_manager
 from gateway.errors import GatewayError
 
@@ -19,7 +20,7 @@ def detail_api(bp, public=()):
 
     @bp.errorhandler(GatewayError)
     def gateway_error(exc):
-        return detail_error(exc.status, exc.message, exc.code or exc.type)
+        return with_retry_after(detail_error(exc.status, exc.message, exc.code or exc.type), exc)
 
     @bp.errorhandler(HTTPException)
     def http_error(exc):

@@ -4,7 +4,7 @@ import uuid
 from flask import Blueprint, Response, g, jsonify
 from werkzeug.exceptions import HTTPException
 
-from blueprints.api import read_json_body
+from blueprints.api import read_json_body, with_retry_after
 from blueprints.api.auth import authenticate
 from blueprints.api.chat import SSE_HEADERS, route_chat
 from blueprints.api.records import Turn, settled
@@ -21,7 +21,7 @@ def assign_request_id():
 
 @bp.errorhandler(GatewayError)
 def gateway_error(exc):
-    return anthropic_error(exc.status, exc.message)
+    return with_retry_after(anthropic_error(exc.status, exc.message), exc)
 
 
 @bp.errorhandler(HTTPException)

@@ -2,6 +2,7 @@
 from flask import redirect, url_for
 from flask_login import current_user
 
+from blueprints import throttling
 from blueprints.web import security
 
 
@@ -18,7 +19,7 @@ def register_web(app):
     auth.init_login_manager(app)
     for module in (auth, chat, keys, keys_api, models_page, provider_keys_page, credits, admin):
         app.register_blueprint(module.bp)
-    security.throttle(app, "auth.login", app.config.get("LOGIN_RATE_LIMIT", "10 per minute"))
+    throttling.throttle(app, "auth.login", app.config.get("LOGIN_RATE_LIMIT", "10 per minute"))
     app.add_url_rule("/", "index", _index)
 
 

@@ -6,7 +6,8 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_login import current_user, login_required, login_user, logout_user
 from htmx_flask import make_response as htmx_response
 
-from blueprints.web.security import protect, throttle
+from blueprints.throttling import throttle
+from blueprints.web.security import protect
 from extensions import db, login_manager
 from models import User, login_session, passwords
 

@@ -1,4 +1,4 @@
-"""Parse and validate the key form's fields (name, expiry, model and IP allow-lists).
+"""Parse and validate the key form's fields (name, expiry, requests per minute, model and IP allow-lists).
 
 The API enforces these limits (blueprints/api/auth.py); this module only makes sure what is
 stored is well formed, so a typo can never lock a key out or, worse, silently allow everything.
@@ -7,6 +7,7 @@ import ipaddress
 import re
 from datetime import datetime, timedelta
 
+from models.api_key import MAX_RPM
 from models.user import utcnow
 
 MAX_NAME = 100
@@ -47,6 +48,19 @@ def expiry(raw):
 def expiry_value(expires_at):
     """The form value for a stored expiry (the last day the key works)."""
     return (expires_at - timedelta(days=1)).strftime("%Y-%m-%d") if expires_at else ""
+
+
+def rpm(raw):
+    """The key's own requests per minute, or None for the gateway's default.
+
+    :raise FormError: not a whole number from 1 to MAX_RPM.
+    """
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_RPM:
+        raise FormError(f"Requests per minute must be a whole number from 1 to {MAX_RPM:,}, or empty for the default.")
+    return int(raw)
 
 
 def model_limits(values, known):

@@ -65,11 +65,12 @@ def create():
 
 @bp.post("/<int:key_id>")
 def update(key_id):
-    """Rename and set expiry, model and IP allow-lists in one form; errors re-render the card."""
+    """Rename and set expiry, requests per minute, model and IP allow-lists in one form; errors re-render the card."""
     key = owned_key(key_id)
     form = request.form
     try:
         values = {"name": key_forms.key_name(form.get("name")), "expires_at": key_forms.expiry(form.get("expires_on")),
+                  "rpm": key_forms.rpm(form.get("rpm")),
                   "model_limits": key_forms.model_limits(form.getlist("models"), set(catalog_models())),
                   "allow_ips": key_forms.allow_ips(form.get("allow_ips"))}
     except key_forms.FormError as exc:
@@ -103,7 +104,7 @@ def revoke(key_id):
 
 
 def _card_context():
-    return {"models": catalog_models(), "expiry_value": key_forms.expiry_value}
+    return {"models": catalog_models(), "expiry_value": key_forms.expiry_value, "max_rpm": key_forms.MAX_RPM}
 
 
 def _live_keys():

@@ -1,18 +1,10 @@
-"""Browser-side protections: CSRF on session-authenticated writes, login and sign-up throttling, security headers.
+"""Browser-side protections: CSRF on session-authenticated writes, security headers.
 
 CSRF is checked only by the web blueprints (`protect(bp)`), never app-wide: /v1 routes are
 authenticated by a header a cross-site page cannot send, so they need no token.
 """
-import math
-import time
-from functools import wraps
-
 from flask import current_app, request
 from flask_wtf.csrf import CSRFProtect
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
-from werkzeug.exceptions import TooManyRequests
 
 csrf = CSRFProtect()
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
@@ -47,31 +39,6 @@ def protect(bp):
         if request.method not in SAFE_METHODS and current_app.config.get("WTF_CSRF_ENABLED", True):
             csrf.protect()
     return bp
-
-
-def throttle(app, endpoint, limit):
-    """Limit POSTs to `endpoint` per remote address (in memory, per process), answering 429.
-
-    The address is the TCP peer's unless TRUSTED_PROXIES hops are configured (ProxyFix in the
-    factory): a client-sent X-Forwarded-For cannot buy it a fresh allowance.
-
-    Only the named view is wrapped, by this app's own limiter: no hook runs on any other route
-    (the API's hot path included), and every app made by the factory, e.g. one per test, counts
-    separately.
-    """
-    limiter, rate = MovingWindowRateLimiter(MemoryStorage()), parse(limit)
-    view = app.view_functions[endpoint]
-
-    @wraps(view)
-    def throttled(*args, **kwargs):
-        address = request.remote_addr or ""
-        if request.method == "POST" and not limiter.hit(rate, endpoint, address):
-            reset = limiter.get_window_stats(rate, endpoint, address).reset_time
-            wait = max(1, math.ceil(reset - time.time()))
-            raise TooManyRequests(f"Too many attempts from your address; try again in {wait} seconds.",
-                                  retry_after=wait)
-        return view(*args, **kwargs)
-    app.view_functions[endpoint] = throttled
 
 
 def add_security_headers(response):

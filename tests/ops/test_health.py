@@ -51,7 +51,7 @@ def test_probes_answer_without_credentials_and_name_nothing(probed):
         "status": "healthy", "version": health.get_json()["version"],
         "components": {"database": "ok", "redis": "not configured",
                        "llm_services": {"configured": 1, "all_circuits_open": 0}},
-        "retry_enabled": True, "circuit_breaker_enabled": True, "rate_limit_storage": "memory"}
+        "retry_enabled": True, "circuit_breaker_enabled": True, "rate_limit_storage": "instance file"}
     for response in (live, ready, health):
         assert not any(secret in response.get_data(as_text=True) for secret in SECRETS)
 

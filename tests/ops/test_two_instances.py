@@ -1,7 +1,7 @@
 """Several instances act as one: two gunicorn masters (two gevent workers each) on one PostgreSQL and
 one Redis, behind a real nginx. A breaker opened through one instance is skipped by the other without
-an upstream call, a key cooled by a 429 on one is not tried by the other, and credits under a barrier
-of concurrent requests through both never overspend."""
+an upstream call, a key cooled by a 429 on one is not tried by the other, one rate limit holds across
+both, and credits under a barrier of concurrent requests through both never overspend."""
 import os
 import shutil
 import subprocess
@@ -168,6 +168,16 @@ def test_several_instances_act_as_one(cluster, upstream):
     for base in (b, front, front, b, front):
         assert ask(base, headers, "m1").status_code == 200
     assert calls(upstream, model="m1", key="key-1") == 1
+
+    # One rate limit holds across both instances: a key of rpm 4 gets 4 answers in all, not 4 per instance.
+    limited = {"Authorization": f"Bearer {make_key(app, user_id, 'limited', rpm=4)}"}
+    before = calls(upstream, model="m1", key="key-2")
+    answers = [ask(base, limited, "m1") for base in (a, b, front, a, b, front, front)]
+    assert [r.status_code for r in answers] == [200] * 4 + [429] * 3
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["3", "2", "1", "0", "0", "0", "0"]
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in answers[4:])
+    assert calls(upstream, model="m1", key="key-2") == before + 4            # the refused ones went nowhere
+    assert {requests.get(base + "/health", timeout=5).json()["rate_limit_storage"] for base in (a, b)} == {"redis"}
 
     # Credits under a barrier of concurrent requests through both instances never overspend.
     upstream.script(Fault.slow(0.3), model="paid")
