@@ -85,7 +85,7 @@ def start_sweeper(app):
 def _from_environment(app):
     """The documented environment names (SPEC section 9), read once at start."""
     env = os.environ
-    for name in ("SECRET_KEY", "GATEWAY_ENCRYPTION_KEYS", "JWT_SECRET", "REDIS_URL", "GATEWAY_CONFIG"):
+    for name in ("SECRET_KEY", "GATEWAY_ENCRYPTION_KEYS", "JWT_SECRET", "REDIS_URL", "GATEWAY_CONFIG", "METRICS_TOKEN"):
         if env.get(name):
             app.config[name] = env[name]
     if env.get("DATABASE_URL"):

@@ -22,6 +22,7 @@ class Config:
     SESSION_COOKIE_SECURE = False                # SESSION_COOKIE_SECURE=1 when users reach the gateway over HTTPS
     TRUSTED_PROXIES = 0                          # reverse-proxy hops whose X-Forwarded-* are believed; 0: none
     RESERVATION_SWEEP_S = 300                    # a reservation older than this was left by a dead worker
+    METRICS_TOKEN = None                         # a bearer token that may read /metrics (Prometheus' scraper)
 
 
 def ensure_instance_secrets(instance_path):

@@ -10,6 +10,7 @@ def register_blueprints(app):
     from blueprints.api.messages import bp as anthropic_bp
     from blueprints.errors import register_error_handlers
     from blueprints.health import bp as health_bp
+    from blueprints.metrics import bp as metrics_bp
     from blueprints.outages import init_app as fail_closed_without_database
     from blueprints.throttling import init_app as rate_limit_headers_and_health
     from blueprints.web import register_web
@@ -21,6 +22,7 @@ def register_blueprints(app):
     app.register_blueprint(native_bp)
     app.register_blueprint(provider_keys_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     rate_limit_headers_and_health(app)
     register_web(app)
     register_error_handlers(app)

@@ -11,6 +11,8 @@ from flask import current_app, g, request
 from limits import parse
 from werkzeug.exceptions import TooManyRequests
 
+from gateway import metrics
+
 
 def init_app(app):
     """Add the headers to every answer that counted a limit, and limit /health per address."""
@@ -26,6 +28,8 @@ def count(items):
     window = current_app.extensions["rate_limits"].hit(items)
     if window is not None:
         g.rate_limit = window
+        if not window.allowed:
+            metrics.record_rate_limited("ip" if window.scope not in ("key", "user", "global") else window.scope)
     return window
 
 

@@ -155,6 +155,34 @@ def auth(api_key):
     return {"Authorization": f"Bearer {api_key}"}
 
 
+def served_gateway(tmp_path, toml, database=None):
+    """A gateway for tests that start gunicorn: its configuration file (`toml`), an app on the same
+    database to make users, keys and credit with (dispose its engine before the server starts using
+    the database), and the environment for `servers.gunicorn_server`."""
+    config = tmp_path / "gateway.toml"
+    config.write_text(toml)
+    database = database or f"sqlite:///{tmp_path / 'gateway.sqlite'}"
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
+                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
+    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
+           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
+    return app, env
+
+
+@pytest.fixture
+def redis_proc():
+    """A throwaway redis-server for one test (skipped only where it is not installed); yields a
+    servers.RedisProcess, whose `.process` a test may kill to lose Redis."""
+    from servers import redis_server
+
+    if shutil.which("redis-server") is None:
+        if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
+            pytest.fail("Redis is required here (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with redis_server() as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server for the tests that need one (skipped only where it is not installed)."""

@@ -1,13 +1,13 @@
 """One request's bookkeeping, shared by every routed endpoint: the credit reservation before the
-upstream call, the settlement (or release) after it, the request-log row and the X-* headers."""
+upstream call, the settlement (or release) after it, the request-log row, its metrics and the X-* headers."""
 import time
 from contextlib import contextmanager, nullcontext
 
 from flask import current_app, g, has_app_context
 
 from extensions import begin_write, db, execute_core
-from gateway import pricing
-from gateway.errors import GatewayError
+from gateway import metrics, pricing
+from gateway.errors import GatewayError, ModelNotFound
 from gateway.tokens import input_bound, prompt_bound
 from models import RequestLog, credit
 from models.user import utcnow
@@ -60,12 +60,14 @@ class Turn:
     def __init__(self, caller, endpoint, requested_model, stream=False, fixed_cost=None):
         """`fixed_cost` (micro-USD) replaces token pricing for flat-priced endpoints (seed 003)."""
         self.started = time.monotonic()
+        self.request_started = g.get("request_started", self.started)     # blueprints/metrics.py sets it
         self.caller = caller
         self.request_id = g.request_id
         self.fields = {"request_id": self.request_id, "user_id": caller.user_id, "api_key_id": caller.key_id,
                        "endpoint": endpoint, "requested_model": requested_model[:200], "stream": stream}
         self.app = current_app._get_current_object()
         self.charged, self.reserved, self.available, self.fixed_cost = None, 0, None, fixed_cost
+        self.relay_started = None          # when a committed stream began to be relayed
         self.ratio = current_gateway().settings.price_groups.get(caller.price_group, 1.0)
 
     def reserve(self, candidates, body):
@@ -87,7 +89,9 @@ class Turn:
             db.session.close()      # no pooled connection is held while the upstream works
 
     def hold_while_streaming(self, session):
-        """Renew the reservation while a long stream runs, so the sweeper never releases a live hold."""
+        """The stream is committed: renew the reservation while it runs, so the sweeper never releases
+        a live hold; and from now on, time is the upstream's (its chunks are awaited and relayed)."""
+        self.relay_started = time.monotonic()
         if self.reserved:
             session.every(self.app.config["RESERVATION_SWEEP_S"] / 3, self._renew_hold)
 
@@ -151,13 +155,31 @@ class Turn:
         return nullcontext() if has_app_context() else self.app.app_context()
 
     def _log(self, **outcome):
-        """Add the log row and commit: one transaction with the settlement."""
+        """Add the log row and commit: one transaction with the settlement; then count it in the metrics."""
+        ended = time.monotonic()
         begin_write()
         execute_core(_INSERT_LOG, {**self.fields, "model": None, "provider": None, "error": None,
                                    "prompt_tokens": 0, "completion_tokens": 0, "overrun": 0, **outcome,
-                                   "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
-                                   "created_at": utcnow()})
+                                   "latency_ms": round((ended - self.started) * 1000, 1), "created_at": utcnow()})
         db.session.commit()
+        self._observe(outcome, ended)
+
+    def _observe(self, outcome, ended):
+        """The request's metrics: its whole time (the log row's commit included), and the upstream's
+        share of it: every attempt, and a committed stream's relay up to its end."""
+        upstream = sum(a["latency_ms"] for a in outcome["attempts"]) / 1000
+        if self.relay_started is not None:
+            upstream += ended - self.relay_started
+        metrics.observe_request(outcome.get("model") or self._requested_label(), outcome["status"],
+                                time.monotonic() - self.request_started, upstream)
+
+    def _requested_label(self):
+        """The requested model's catalog id when none answered; "unknown" for an id not in the catalog,
+        so that clients cannot add a series per made-up name."""
+        try:
+            return current_gateway().catalog.resolve(self.fields["requested_model"])[0].id
+        except ModelNotFound:
+            return "unknown"
 
 
 _INSERT_LOG = RequestLog.__table__.insert()

@@ -2,8 +2,6 @@
 any upstream call, hold or ledger row, with X-RateLimit-* on every limited answer and Retry-After on 429.
 The /keys page's field and login throttling are in tests/web/test_web_rate_limits.py."""
 import logging
-import os
-import shutil
 import time
 
 import pytest
@@ -14,7 +12,7 @@ from conftest import make_key, make_user
 from extensions import db
 from helpers import gateway_config
 from models import ApiKey, CreditTransaction, RequestLog, Reservation, credit
-from servers import free_port, redis_server
+from servers import free_port
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hi"}]
@@ -217,11 +215,11 @@ def test_lost_redis_never_fails_a_request(make_app, upstream, caplog):
     assert client.get("/health").get_json()["rate_limit_storage"] == "instance file"
 
 
-def test_one_redis_is_one_limit_for_two_instances(make_app, upstream, redis_url):
+def test_one_redis_is_one_limit_for_two_instances(make_app, upstream, redis_proc):
     """Two apps (as two instances, each with its own instance file) on one Redis: one count."""
     config = gateway_config(upstream, {"m1": {"provider": "openai"}})
-    one = make_app(config, REDIS_URL=redis_url)
-    two = make_app(config, REDIS_URL=redis_url, HEALTH_STATE_FILE="")
+    one = make_app(config, REDIS_URL=redis_proc.url)
+    two = make_app(config, REDIS_URL=redis_proc.url, HEALTH_STATE_FILE="")
     key = make_key(one, make_user(one), rpm=3)
     clients = [one.test_client(), two.test_client()]
     assert [chat(clients[i % 2], key).status_code for i in range(5)] == [200, 200, 200, 429, 429]
@@ -240,12 +238,3 @@ def test_keys_create_rpm_on_the_command_line(make_app, upstream):
     assert [k["rpm"] for k in listed] == [7]
     assert runner.invoke(args=["keys", "create", "--user", "alice", "--rpm", "0"]).exit_code != 0
 
-
-@pytest.fixture
-def redis_url():
-    if shutil.which("redis-server") is None:
-        if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is required here (apt-get install redis-server)")
-        pytest.skip("redis-server is not installed")
-    with redis_server() as server:
-        yield server.url

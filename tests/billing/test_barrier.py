@@ -10,8 +10,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from app import create_app
-from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
+from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
 from ledger import MICRO, money
@@ -57,8 +56,7 @@ def test_concurrent_requests_never_spend_more_than_the_balance(request, kind, wo
 
 def priced_gateway(database, tmp_path, upstream):
     """A one-model configuration file, a user with credit for exactly one request, and the server's environment."""
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
+    app, env = served_gateway(tmp_path, f"""
 [demo]
 enabled = false
 [retry]
@@ -70,16 +68,12 @@ api_keys = ["key-a"]
 [models.m1]
 provider = "openai"
 per_request = {PRICE}
-""")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
+""", database)
     user_id = make_user(app)
     key = make_key(app, user_id)
     with app.app_context():
         credit.grant(user_id, round(PRICE * MICRO))
         db.session.commit()
-    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
-           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     return app, user_id, key, env
 
 

@@ -3,8 +3,6 @@ and see one state; under gunicorn, a key cooled down by one worker is not tried 
 Redis, or without it through the instance's state file); losing Redis serves from per-worker state
 and recovers by itself."""
 import logging
-import os
-import shutil
 import threading
 import time
 from types import SimpleNamespace
@@ -13,8 +11,7 @@ import pytest
 import redis
 import requests
 
-from app import create_app
-from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
+from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
 from gateway.health import CLOSED, HALF_OPEN, OPEN
@@ -23,15 +20,6 @@ from servers import gunicorn_server, redis_server
 
 CIRCUIT = "openai/m1"
 
-
-@pytest.fixture
-def redis_proc():
-    if shutil.which("redis-server") is None:
-        if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
-            pytest.fail("Redis is required here (apt-get install redis-server)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with redis_server() as server:
-        yield server
 
 
 class Clock:
@@ -208,8 +196,7 @@ def test_redis_that_is_never_there_costs_nothing_but_a_warning(caplog):
 @pytest.fixture
 def gateway_env(tmp_path, upstream):
     """One model on one provider with two operator keys, and a user; the environment for gunicorn."""
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
+    app, env = served_gateway(tmp_path, f"""
 [demo]
 enabled = false
 [providers.openai]
@@ -219,14 +206,9 @@ api_keys = ["key-1", "key-2"]
 [models.m1]
 provider = "openai"
 """)
-    database = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
     headers = {"Authorization": f"Bearer {make_key(app, make_user(app, 'alice'))}"}
     with app.app_context():
         db.engine.dispose()
-    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
-           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     return env, headers
 
 

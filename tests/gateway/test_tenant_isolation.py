@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from app import create_app
-from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
+from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
 from gateway import config as gateway_config
@@ -32,8 +31,7 @@ class TwoUsers:
 @pytest.fixture
 def two_users(tmp_path, upstream):
     """A gateway (four free models on one provider with one operator key), users A and B."""
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
+    app, env = served_gateway(tmp_path, f"""
 [demo]
 enabled = false
 [routing]
@@ -58,15 +56,10 @@ provider = "openai"
 [models.forbidden]
 provider = "openai"
 """)
-    database = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
     a = {"Authorization": f"Bearer {make_key(app, make_user(app, 'alice'))}"}
     b = {"Authorization": f"Bearer {make_key(app, make_user(app, 'bob'))}"}
     with app.app_context():
         db.engine.dispose()
-    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
-           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     return TwoUsers(a, b, env)
 
 

@@ -2,7 +2,6 @@
 provider, model or key, report a lost Redis as "degraded" (and its return), and /ready turns 503
 as soon as gunicorn asks a worker to stop, while the worker finishes what it is serving."""
 import os
-import shutil
 import signal
 import threading
 import time
@@ -10,8 +9,7 @@ import time
 import pytest
 import requests
 
-from app import create_app
-from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
+from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
 from gateway.sharedstate import BACKOFF_S
@@ -30,15 +28,6 @@ def probed(make_app, upstream):
                          "models": {"zeta-model": {"provider": "acme-cloud"}}}, **overrides)
     return build
 
-
-@pytest.fixture
-def redis_proc():
-    if shutil.which("redis-server") is None:
-        if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
-            pytest.fail("Redis is required here (apt-get install redis-server)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with redis_server() as server:
-        yield server
 
 
 def test_probes_answer_without_credentials_and_name_nothing(probed):
@@ -89,8 +78,7 @@ def test_lost_redis_is_degraded_not_down_and_recovers_by_itself(probed, redis_pr
 
 def test_ready_turns_503_on_sigterm_while_in_flight_requests_finish(tmp_path, upstream):
     database = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
+    app, env = served_gateway(tmp_path, f"""
 [demo]
 enabled = false
 [providers.openai]
@@ -99,14 +87,10 @@ base_url = "{upstream.url}/v1"
 api_keys = ["key-a"]
 [models.m1]
 provider = "openai"
-""")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
+""", database)
     key = {"Authorization": f"Bearer {make_key(app, make_user(app))}"}
     with app.app_context():
         db.engine.dispose()
-    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
-           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     upstream.script(Fault.slow(3))
     in_flight = []
 

@@ -11,9 +11,8 @@ import time
 import pytest
 import requests
 
-from app import create_app
 from billing.ledger import MICRO, money
-from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
+from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
 from models import credit
@@ -40,8 +39,7 @@ def cluster():
 
 def priced_gateway(database, tmp_path, upstream, amount):
     """A one-model configuration file, a user with `amount` USD of credit, and the server's environment."""
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
+    app, env = served_gateway(tmp_path, f"""
 [demo]
 enabled = false
 [routing]
@@ -58,17 +56,13 @@ api_keys = ["key-a"]
 [models.m1]
 provider = "openai"
 per_request = {PRICE}
-""")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
+""", database)
     user_id = make_user(app)
     key = {"Authorization": f"Bearer {make_key(app, user_id)}"}
     with app.app_context():
         credit.grant(user_id, round(amount * MICRO))
         db.session.commit()
         db.engine.dispose()       # the test's own connections must not outlive the server's restart
-    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
-           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     return app, user_id, key, env
 
 

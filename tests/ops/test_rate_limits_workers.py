@@ -1,16 +1,13 @@
 """RELIABILITY D7 under gunicorn: a key's limit of N a minute is N for the whole instance (4 gevent
 workers), through the instance file without Redis and through Redis with it; not N × workers."""
-import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from app import create_app
-from conftest import TEST_ENCRYPTION_KEY, make_key, make_user
+from conftest import make_key, make_user, served_gateway
 from extensions import db
-from servers import gunicorn_server, redis_server
+from servers import gunicorn_server
 
 RPM = 10
 WORKERS = 4
@@ -19,8 +16,7 @@ WORKERS = 4
 @pytest.fixture
 def gateway(tmp_path, upstream):
     """One free model, a user with two keys of rpm 10, and the environment for gunicorn."""
-    config = tmp_path / "gateway.toml"
-    config.write_text(f"""
+    app, env = served_gateway(tmp_path, f"""
 [demo]
 enabled = false
 [providers.openai]
@@ -30,26 +26,12 @@ api_keys = ["key-a"]
 [models.m1]
 provider = "openai"
 """)
-    database = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "SQLALCHEMY_DATABASE_URI": database,
-                      "GATEWAY_CONFIG": str(config), "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY})
     user_id = make_user(app)
     keys = [make_key(app, user_id, name, rpm=RPM) for name in ("sequential", "concurrent")]
     with app.app_context():
         db.engine.dispose()
-    env = {"DATABASE_URL": database, "GATEWAY_CONFIG": str(config), "SECRET_KEY": "test",
-           "GATEWAY_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY, "GATEWAY_INSTANCE_PATH": str(tmp_path / "instance")}
     return env, keys
 
-
-@pytest.fixture
-def redis_url():
-    if shutil.which("redis-server") is None:
-        if os.environ.get("GATEWAY_REQUIRE_REDIS") == "1":
-            pytest.fail("Redis is required here (apt-get install redis-server)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    with redis_server() as server:
-        yield server.url
 
 
 def ask(base, key, forged=False):
@@ -85,8 +67,8 @@ def test_a_keys_limit_holds_across_the_workers_of_an_instance(gateway, upstream)
         check_one_limit_for_all_workers(base, keys, upstream)
 
 
-def test_a_keys_limit_holds_across_workers_through_redis(gateway, upstream, redis_url):
+def test_a_keys_limit_holds_across_workers_through_redis(gateway, upstream, redis_proc):
     env, keys = gateway
-    with gunicorn_server({**env, "REDIS_URL": redis_url}, workers=WORKERS) as base:
+    with gunicorn_server({**env, "REDIS_URL": redis_proc.url}, workers=WORKERS) as base:
         assert requests.get(base + "/health", timeout=5).json()["rate_limit_storage"] == "redis"
         check_one_limit_for_all_workers(base, keys, upstream)
