@@ -1,11 +1,10 @@
 """Extension objects, created unbound and bound in create_app (avoids circular imports)."""
-import sqlite3
-import time
-
 from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
 from htmx_flask import Htmx
 from sqlalchemy.orm import DeclarativeBase
+
+from gateway.sqlitelock import waiting
 
 
 class Base(DeclarativeBase):
@@ -35,7 +34,7 @@ def begin_write():
     SQLite lets one connection write at a time, and its busy handler makes the others sleep in C:
     under gevent that stalls every request of the worker, not just the waiting one. So the write
     lock is taken up front (BEGIN IMMEDIATE) with the busy handler off, and a refusal is waited out
-    with a patched, greenlet-friendly sleep. A no-op inside a transaction that already writes, and
+    by gateway.sqlitelock. A no-op inside a transaction that already writes, and
     on PostgreSQL, whose row locks wait on a socket gevent can switch away from.
     """
     connection = db.session.connection()
@@ -47,16 +46,7 @@ def begin_write():
     cursor = raw.cursor()
     cursor.execute("PRAGMA busy_timeout=0")
     try:
-        deadline, pause = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000, 0.0002
-        while True:
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.005)
+        waiting(lambda: cursor.execute("BEGIN IMMEDIATE"), SQLITE_BUSY_TIMEOUT_MS / 1000)
     finally:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()

@@ -62,8 +62,7 @@ class Breakers:
 
     def provider_usable(self, provider):
         """False only when every known shared circuit of the provider's models is open (no probe needed)."""
-        with self._lock:
-            states = [e["state"] for name, e in self._state.items() if name.startswith(provider + "/") and OWN not in name]
+        states = [e["state"] for name, e in self.snapshot().items() if name.startswith(provider + "/")]
         return not states or any(state != OPEN for state in states)
 
     def snapshot(self):

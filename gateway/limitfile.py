@@ -16,7 +16,7 @@ import time
 
 from limits.storage import MovingWindowSupport, Storage
 
-from gateway.localstate import _waiting
+from gateway.sqlitelock import waiting
 
 SWEEP_EVERY_S = 60.0          # rows of keys nobody uses any more are deleted this often (per worker)
 
@@ -28,11 +28,11 @@ class InstanceFileStorage(Storage, MovingWindowSupport):
         super().__init__()
         self.path, self.clock = path, clock
         self._db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-        _waiting(lambda: self._db.execute("PRAGMA journal_mode=WAL"))        # workers start together
+        waiting(lambda: self._db.execute("PRAGMA journal_mode=WAL"))        # workers start together
         self._db.execute("PRAGMA synchronous=OFF")
-        _waiting(lambda: self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT NOT NULL, seq INTEGER NOT NULL, "
+        waiting(lambda: self._db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT NOT NULL, seq INTEGER NOT NULL, "
                                           "at REAL NOT NULL, expires_at REAL NOT NULL)"))
-        _waiting(lambda: self._db.execute("CREATE INDEX IF NOT EXISTS entries_key_at ON entries (key, at, seq)"))
+        waiting(lambda: self._db.execute("CREATE INDEX IF NOT EXISTS entries_key_at ON entries (key, at, seq)"))
         self._lock = threading.Lock()
         self._swept_at = 0.0
 
@@ -63,7 +63,7 @@ class InstanceFileStorage(Storage, MovingWindowSupport):
                                       (key,)).fetchone()
             oldest = self._oldest(key, now - expiry)
             return (oldest[1], newest[0] - oldest[0] + 1) if oldest else (now, 0)
-        return _waiting(look)
+        return waiting(look)
 
     def incr(self, key, expiry, amount=1):
         """A fixed window's counter: the window ends `expiry` seconds after its first entry."""
@@ -77,17 +77,17 @@ class InstanceFileStorage(Storage, MovingWindowSupport):
         return self._writing(add)
 
     def get(self, key):
-        return _waiting(lambda: self._db.execute("SELECT count(*) FROM entries WHERE key = ? AND expires_at > ?",
+        return waiting(lambda: self._db.execute("SELECT count(*) FROM entries WHERE key = ? AND expires_at > ?",
                                                  (key, self.clock())).fetchone()[0])
 
     def get_expiry(self, key):
         now = self.clock()
-        return _waiting(lambda: self._db.execute("SELECT max(expires_at) FROM entries WHERE key = ? AND expires_at > ?",
+        return waiting(lambda: self._db.execute("SELECT max(expires_at) FROM entries WHERE key = ? AND expires_at > ?",
                                                  (key, now)).fetchone()[0]) or now
 
     def check(self):
         try:
-            return _waiting(lambda: self._db.execute("SELECT 1").fetchone()) == (1,)
+            return waiting(lambda: self._db.execute("SELECT 1").fetchone()) == (1,)
         except sqlite3.Error:
             return False
 
@@ -119,7 +119,7 @@ class InstanceFileStorage(Storage, MovingWindowSupport):
     def _writing(self, change):
         """`change()` in one write transaction; now and then expired rows of every key go too."""
         with self._lock:
-            _waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
+            waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
             try:
                 now = self.clock()
                 if now - self._swept_at >= SWEEP_EVERY_S:

@@ -14,9 +14,9 @@ import threading
 import time
 
 from gateway.health import CLOSED, Breakers, KeyHealth, own_circuit
+from gateway.sqlitelock import waiting
 
 BAD_KEY_S = 86_400.0          # a key out "until fixed" returns after a day: a restart no longer clears it
-LOCK_WAIT_S = 5.0
 
 
 class LocalState:
@@ -58,9 +58,6 @@ class FileBreakers(Breakers):
     def failure(self, name, caller=None):
         self._table.change(lambda: Breakers.failure(self, name, caller))
 
-    def provider_usable(self, provider):
-        return self._table.read(lambda: Breakers.provider_usable(self, provider))
-
     def snapshot(self):
         return self._table.read(lambda: Breakers.snapshot(self))
 
@@ -99,8 +96,8 @@ class _Table:
     def __init__(self, path, name, encode, decode):
         self.name, self.encode, self.decode = name, encode, decode
         self._db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
-        _waiting(lambda: self._db.execute("PRAGMA journal_mode=WAL"))        # workers start together
-        _waiting(lambda: self._db.execute(f"CREATE TABLE IF NOT EXISTS {name} (name TEXT PRIMARY KEY, entry TEXT NOT NULL)"))
+        waiting(lambda: self._db.execute("PRAGMA journal_mode=WAL"))        # workers start together
+        waiting(lambda: self._db.execute(f"CREATE TABLE IF NOT EXISTS {name} (name TEXT PRIMARY KEY, entry TEXT NOT NULL)"))
         self._lock = threading.RLock()
         self._version = None
         self._state = None
@@ -133,9 +130,9 @@ class _Table:
             return result
 
     def _refresh(self):
-        version = _waiting(lambda: self._db.execute("PRAGMA data_version").fetchone()[0])
+        version = waiting(lambda: self._db.execute("PRAGMA data_version").fetchone()[0])
         if version != self._version:
-            rows = _waiting(lambda: self._db.execute(f"SELECT name, entry FROM {self.name}").fetchall())
+            rows = waiting(lambda: self._db.execute(f"SELECT name, entry FROM {self.name}").fetchall())
             self._state.clear()
             self._state.update((name, self.decode(json.loads(entry))) for name, entry in rows)
             self._version = version
@@ -150,21 +147,7 @@ class _Table:
             self._db.executemany(f"INSERT OR REPLACE INTO {self.name} (name, entry) VALUES (?, ?)", changed)
 
     def _begin(self):
-        _waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
-
-
-def _waiting(statement):
-    """Run `statement`, waiting out another worker's lock with a sleep gevent can switch away from
-    (SQLite's own busy handler would sleep the whole worker)."""
-    deadline, pause = time.monotonic() + LOCK_WAIT_S, 0.0005
-    while True:
-        try:
-            return statement()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.01)
+        waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
 
 
 def _encode_circuit(entry):

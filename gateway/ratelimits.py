@@ -22,12 +22,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from gateway.limitfile import InstanceFileStorage
-from gateway.sharedstate import BACKOFF_S, PREFIX, SOCKET_TIMEOUT_S, WARN_EVERY_S
+from gateway.sharedstate import PREFIX, SOCKET_TIMEOUT_S, RedisFallback
+
+log = logging.getLogger(__name__)
 
 PER_MINUTE = RateLimitItemPerMinute       # module names, so a test can shrink the windows
 PER_HOUR = RateLimitItemPerHour
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,14 @@ class RateLimits:
         self._redis = redis_url and MovingWindowRateLimiter(storage_from_string(
             _limits_scheme(redis_url), key_prefix=PREFIX + "limits", socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0)))   # no retries: fall back at once
-        self.degraded = False     # Redis is configured but lost: counts go to the local storage
-        self._retry_at = 0.0
-        self._warned_at = None
+        self._link = self._redis and RedisFallback(f"rate limits are counted locally ({self.local_name})",
+                                                   "rate limits are shared again", self._redis.storage.base_exceptions,
+                                                   logger=log)
+
+    @property
+    def degraded(self):
+        """Redis is configured but lost: counts go to the local storage."""
+        return bool(self._link and self._link.degraded)
 
     @property
     def storage_name(self):
@@ -90,26 +95,9 @@ class RateLimits:
         """
         if not items:
             return None
-        if self._redis and time.monotonic() >= self._retry_at:
-            try:
-                window = _hit(self._redis, items)
-            except self._redis.storage.base_exceptions as exc:
-                self._lost(exc)
-            else:
-                if self.degraded:
-                    self.degraded = False
-                    log.warning("Redis is reachable again: rate limits are shared again")
-                return window
+        if self._redis:
+            return self._link.run(lambda: _hit(self._redis, items), lambda: _hit(self._local, items))
         return _hit(self._local, items)
-
-    def _lost(self, exc):
-        now = time.monotonic()
-        self._retry_at = now + BACKOFF_S
-        self.degraded = True
-        if self._warned_at is None or now - self._warned_at >= WARN_EVERY_S:
-            self._warned_at = now
-            log.warning("Redis unreachable (%s): rate limits are counted locally (%s) until it is back",
-                        exc, self.local_name)
 
 
 def _limits_scheme(redis_url):

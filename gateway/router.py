@@ -45,7 +45,8 @@ class Router:
     """Tries candidates in order; see `_run` for the policy."""
 
     def __init__(self, settings, adapters, clock=time.monotonic, sleep=time.sleep, rand=random.random, shared=None):
-        """`shared`: a gateway.sharedstate.SharedState to keep health state in Redis, else per worker."""
+        """`shared`: where health state is shared (Redis, gateway.sharedstate, or the instance's file,
+        gateway.localstate); None keeps it in this worker's memory."""
         self.settings = settings
         self.adapters = adapters
         self.clock, self.sleep, self.rand = clock, sleep, rand

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from gateway.health import MAX_TRIP_FACTOR, OPEN, OWN, Breakers, KeyHealth
+from gateway.health import MAX_TRIP_FACTOR, OWN, Breakers, KeyHealth
 
 PREFIX = "llmgw:"
 IDLE_TTL_MS = 86_400_000      # a circuit, or a key out until fixed, that nobody touched for a day is forgotten
@@ -109,22 +109,59 @@ return out
 """
 
 
-class SharedState:
-    """The Redis connection of one worker, and what to do while it is lost.
+class RedisFallback:
+    """Calls that go to Redis while it answers, and to local state while it does not.
 
-    `degraded` is True from a failed Redis call until the next one that succeeds.
+    A failed call falls back at once and marks the link `degraded` (True until a call succeeds
+    again); Redis is left alone for `backoff` seconds, so a dead Redis adds no latency to every
+    request, and the loss is logged at most once a minute per worker.
     """
 
-    scope = "every worker and instance"
-
-    def __init__(self, url, prefix=PREFIX, clock=time.time, backoff=BACKOFF_S):
-        self.client = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
-                                           retry=Retry(NoBackoff(), 0))      # no retries: `run` falls back at once
-        self.prefix, self.clock, self.backoff = prefix, clock, backoff
+    def __init__(self, lost, back, errors=redis.RedisError, backoff=BACKOFF_S, logger=log):
+        """`lost`/`back`: what the warnings (to `logger`) say happens without Redis, and once it answers again."""
+        self.lost_message, self.back_message, self.errors, self.backoff = lost, back, errors, backoff
+        self.log = logger
         self.degraded = False
         self.outages = 0          # counts losses, so local state can start each outage afresh
         self._retry_at = 0.0
         self._warned_at = None
+
+    def run(self, shared, local, *args):
+        """`shared(*args)` through Redis, or `local(*args)` while Redis is unreachable."""
+        if time.monotonic() >= self._retry_at:
+            try:
+                result = shared(*args)
+            except self.errors as exc:
+                self._lost(exc)
+            else:
+                if self.degraded:
+                    self.degraded = False
+                    self.log.warning("Redis is reachable again: %s", self.back_message)
+                return result
+        return local(*args)
+
+    def _lost(self, exc):
+        now = time.monotonic()
+        if not self.degraded:
+            self.outages += 1
+        self.degraded = True
+        self._retry_at = now + self.backoff
+        if self._warned_at is None or now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            self.log.warning("Redis unreachable (%s): %s until it is back", exc, self.lost_message)
+
+
+class SharedState(RedisFallback):
+    """The Redis connection of one worker for circuit breakers and key health."""
+
+    scope = "every worker and instance"
+
+    def __init__(self, url, prefix=PREFIX, clock=time.time, backoff=BACKOFF_S):
+        super().__init__("circuit breakers and key health are per worker", "health state is shared again",
+                         backoff=backoff)
+        self.client = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
+                                           retry=Retry(NoBackoff(), 0))      # no retries: `run` falls back at once
+        self.prefix, self.clock = prefix, clock
         self._scripts = {name: self.client.register_script(source) for name, source in
                          (("allow", _ALLOW), ("would_allow", _WOULD_ALLOW), ("failure", _FAILURE),
                           ("success", _SUCCESS), ("snapshot", _SNAPSHOT))}
@@ -137,31 +174,6 @@ class SharedState:
 
     def script(self, name, keys, args):
         return self._scripts[name](keys=keys, args=args)
-
-    def run(self, shared, local, *args):
-        """`shared(*args)` through Redis, or `local(*args)` while Redis is unreachable."""
-        if time.monotonic() >= self._retry_at:
-            try:
-                result = shared(*args)
-            except redis.RedisError as exc:
-                self._lost(exc)
-            else:
-                if self.degraded:
-                    self.degraded = False
-                    log.warning("Redis is reachable again: health state is shared again")
-                return result
-        return local(*args)
-
-    def _lost(self, exc):
-        now = time.monotonic()
-        if not self.degraded:
-            self.outages += 1
-        self.degraded = True
-        self._retry_at = now + self.backoff
-        if self._warned_at is None or now - self._warned_at >= WARN_EVERY_S:
-            self._warned_at = now
-            log.warning("Redis unreachable (%s): circuit breakers and key health are per worker until it is back",
-                        exc)
 
 
 class _FallsBack:
@@ -199,10 +211,6 @@ class RedisBreakers(_FallsBack, Breakers):
 
     def failure(self, name, caller=None):
         self._through(self._failure, super().failure, name, caller)
-
-    def provider_usable(self, provider):
-        states = [e["state"] for name, e in self.snapshot().items() if name.startswith(provider + "/")]
-        return not states or any(state != OPEN for state in states)
 
     def snapshot(self):
         return self._through(self._snapshot, super().snapshot)

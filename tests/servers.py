@@ -117,6 +117,19 @@ def wait_until_up(base, process=None, timeout=30):
     raise RuntimeError("gunicorn did not start")
 
 
+def wait_for_port(port, process, what, timeout=10):
+    """Return once something accepts connections on 127.0.0.1:`port`; fail if `process` exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.02)
+
+
 class RedisProcess:
     """A running test Redis: where it listens, and its process."""
 
@@ -137,15 +150,7 @@ def redis_server(port=None):
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.02)
+        wait_for_port(port, process, "redis-server")
         yield RedisProcess(port, process)
     finally:
         if process.poll() is None:

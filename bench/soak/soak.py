@@ -19,7 +19,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import requests  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
 import report  # noqa: E402
-from servers import free_port, postgres_server, redis_server, wait_until_up, worker_pids  # noqa: E402
+from servers import free_port, postgres_server, redis_server, wait_for_port, wait_until_up, worker_pids  # noqa: E402
 
 MICRO = 1_000_000
 PRICES = {"soak-a": (50.0, 150.0), "soak-b": (20.0, 60.0)}      # USD per million tokens: in, out
@@ -100,15 +99,7 @@ def fake_upstream(out, fault_rate, seed):
     process = subprocess.Popen([sys.executable, os.path.join(HERE, "upstream.py"), str(port), str(fault_rate),
                                 str(seed)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the fake upstream did not start: see upstream.log")
-                time.sleep(0.05)
+        wait_for_port(port, process, "the fake upstream (see upstream.log)")
         yield port
     finally:
         process.terminate()

@@ -9,7 +9,7 @@ from blueprints.web import security
 def register_web(app):
     """Register the page blueprints and the session-side machinery they need.
 
-    CSRF, login throttling and the login manager are bound here, not in the factory, so the
+    CSRF, login and sign-up throttling and the login manager are bound here, not in the factory, so the
     header-authenticated /v1 API is untouched by any of them; only the security headers
     apply to every response.
     """
@@ -20,6 +20,7 @@ def register_web(app):
     for module in (auth, chat, keys, keys_api, models_page, provider_keys_page, credits, admin):
         app.register_blueprint(module.bp)
     throttling.throttle(app, "auth.login", app.config.get("LOGIN_RATE_LIMIT", "10 per minute"))
+    throttling.throttle(app, "auth.register", app.config["REGISTER_RATE_LIMIT"])
     app.add_url_rule("/", "index", _index)
 
 

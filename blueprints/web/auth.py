@@ -6,7 +6,6 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_login import current_user, login_required, login_user, logout_user
 from htmx_flask import make_response as htmx_response
 
-from blueprints.throttling import throttle
 from blueprints.web.security import protect
 from extensions import db, login_manager
 from models import User, login_session, passwords
@@ -64,12 +63,6 @@ def register():
                   + (" You are the administrator of this gateway." if user.is_admin else ""), "success")
             return redirect(url_for("keys.index"))
     return render_template("auth/register.html", error=error, username=username), 422 if error else 200
-
-
-@bp.record_once
-def _throttle_register(state):
-    """Account creation is limited per client address (bound here, once the view above is on the app)."""
-    throttle(state.app, "auth.register", state.app.config["REGISTER_RATE_LIMIT"])
 
 
 def _registration_error(username, password, confirm):

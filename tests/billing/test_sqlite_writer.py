@@ -5,9 +5,9 @@ import time
 
 import sqlalchemy as sa
 
-import extensions
 from conftest import sqlite_only
 from extensions import SQLITE_BUSY_TIMEOUT_MS, begin_write, db
+from gateway import sqlitelock
 
 pytestmark = sqlite_only
 
@@ -18,7 +18,7 @@ def test_a_writer_waits_for_the_write_lock_in_python_then_takes_it(app, monkeypa
     timeout used by every other statement is put back."""
     naps = []
     real_sleep = time.sleep
-    monkeypatch.setattr(extensions.time, "sleep", lambda seconds: naps.append(seconds) or real_sleep(seconds))
+    monkeypatch.setattr(sqlitelock.time, "sleep", lambda seconds: naps.append(seconds) or real_sleep(seconds))
     path = app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
