@@ -20,7 +20,7 @@ class ActivityLog(db.Model):
     provider_name: so.Mapped[str] = so.mapped_column(sa.String(64))
     key_id: so.Mapped[int | None] = so.mapped_column()
     description: so.Mapped[str] = so.mapped_column(sa.String(500))
-    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, index=True)
 
     def as_json(self):
         return {"id": f"log_{self.id}", "user_id": str(self.user_id), "action": self.action,

@@ -118,7 +118,7 @@ class Turn:
                                                          cost, f"{model.id}: {prompt} in / {completion} out")
             self._log(status=status, error=error, model=model.id, provider=model.provider,
                       attempts=[a.as_dict() for a in attempts], prompt_tokens=prompt, completion_tokens=completion,
-                      overrun=cost - self.charged)
+                      cost=self.charged, overrun=cost - self.charged)
         return self.charged
 
     def _cost(self, model, prompt, completion, status):
@@ -159,7 +159,9 @@ class Turn:
         ended = time.monotonic()
         begin_write()
         execute_core(_INSERT_LOG, {**self.fields, "model": None, "provider": None, "error": None,
-                                   "prompt_tokens": 0, "completion_tokens": 0, "overrun": 0, **outcome,
+                                   "prompt_tokens": 0, "completion_tokens": 0, "cost": 0, "overrun": 0,
+                                   "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+                                   "cost_parts": None, **outcome,
                                    "latency_ms": round((ended - self.started) * 1000, 1), "created_at": utcnow()})
         db.session.commit()
         self._observe(outcome, ended)
