@@ -22,6 +22,7 @@ from gateway.vault import Vault
 # request deadline: a stale pooled connection is pinged and replaced, a connection attempt gives up
 # after 2 s (psycopg and the MySQL drivers take `connect_timeout`), a free pooled one is waited for 10 s.
 SERVER_DATABASE_OPTIONS = {"pool_pre_ping": True, "pool_timeout": 10, "connect_args": {"connect_timeout": 2}}
+RETENTION_EVERY_S = 3600       # how often each worker deletes log rows past their retention
 
 
 def create_app(test_config=None):
@@ -61,23 +62,30 @@ def create_app(test_config=None):
 
 
 def start_sweeper(app):
-    """Release, now and then, credit held by requests whose worker died before settling them.
+    """Now and then, release credit held by requests whose worker died before settling them, and
+    once an hour delete log rows past their retention.
 
-    Every worker runs one (a greenlet under gevent); releasing is exactly-once, so they may overlap.
+    Every worker runs one (a greenlet under gevent); both jobs are idempotent, so they may overlap.
     """
-    from models import credit
+    from models import credit, retention
 
     older_than = app.config["RESERVATION_SWEEP_S"]
+    retention_settings = app.extensions["gateway"].settings.retention
+    pruned_at = 0.0
 
     def sweep_forever():
+        nonlocal pruned_at
         while True:
             time.sleep(max(5, older_than // 5))
             with app.app_context():
                 try:
                     credit.sweep(older_than)
+                    if time.monotonic() - pruned_at >= RETENTION_EVERY_S:
+                        pruned_at = time.monotonic()
+                        retention.prune(retention_settings)
                 except sa.exc.SQLAlchemyError:
                     db.session.rollback()
-                    app.logger.exception("reservation sweep failed; will retry")
+                    app.logger.exception("reservation sweep or log pruning failed; will retry")
 
     threading.Thread(target=sweep_forever, name="reservation-sweeper", daemon=True).start()
 

@@ -5,7 +5,7 @@ from flask.cli import AppGroup
 
 from extensions import db
 from gateway import pricing
-from models import ApiKey, RedemptionCode, User, UserProviderKey, credit, redemption
+from models import ApiKey, RedemptionCode, User, UserProviderKey, credit, redemption, retention
 from models.api_key import MAX_RPM
 from models.redemption import PACKAGES
 
@@ -13,6 +13,7 @@ users_cli = AppGroup("users", help="Manage accounts.")
 keys_cli = AppGroup("keys", help="Manage gateway API keys.")
 credits_cli = AppGroup("credits", help="Manage credit balances.")
 provider_keys_cli = AppGroup("provider-keys", help="Manage users' stored provider keys.")
+logs_cli = AppGroup("logs", help="Manage request and activity logs.")
 
 
 @users_cli.command("create")
@@ -111,8 +112,19 @@ def rotate_provider_keys():
     click.echo(f"re-encrypted {len(rows)} provider key(s) with the newest key")
 
 
+@logs_cli.command("prune")
+@click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+def prune_logs(dry_run):
+    """Delete log rows older than the [retention] days (workers also do it once an hour)."""
+    settings = current_app.extensions["gateway"].settings.retention
+    counts = retention.count(settings) if dry_run else retention.prune(settings)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(", ".join(f"{verb} {n} {table}" for table, n in counts.items()) or "every log is kept for ever")
+
+
 def init_app(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(credits_cli)
     app.cli.add_command(provider_keys_cli)
+    app.cli.add_command(logs_cli)

@@ -68,6 +68,14 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """Days each log keeps its rows (SPEC 8); 0 keeps them for ever."""
+    request_logs_days: int = 90
+    activity_logs_days: int = 365
+    reservations_days: int = 7    # settled and released holds; a held one is never pruned
+
+
+@dataclass(frozen=True)
 class ProviderKey:
     """A provider key: `id` is a non-secret label safe for logs, `secret` never leaves memory.
 
@@ -125,6 +133,7 @@ class GatewaySettings:
     price_groups: dict = field(default_factory=lambda: {"default": 1.0})   # key group -> price ratio
     user_url_allowlist: tuple = ()   # hosts / CIDRs users' base URLs may reach despite the SSRF guard
     limits: LimitSettings = LimitSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 _DEMO_MODELS = {
@@ -179,6 +188,7 @@ def parse(data, environ):
         providers=providers, models=models, groups=groups, price_groups=_parse_price_groups(data.get("price_groups", {})),
         user_url_allowlist=_parse_allowlist(data.get("security", {})),
         limits=_section(LimitSettings, data, "limits"),
+        retention=_section(RetentionSettings, data, "retention"),
     )
 
 
