@@ -1,7 +1,9 @@
-"""API-key authentication shared by every programmatic route (never the browser session)."""
+"""API-key and JWT authentication shared by every programmatic route (never the browser session)."""
 import ipaddress
+import re
 from dataclasses import dataclass
 
+import jwt
 import sqlalchemy as sa
 from flask import current_app, request
 
@@ -13,11 +15,18 @@ from models.api_key import hash_key, looks_like_key
 from models.user import utcnow
 
 
+JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")    # header.payload.signature
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Plain values about the authenticated key, safe to carry into a streaming generator."""
+    """Plain values about the authenticated key, safe to carry into a streaming generator.
+
+    A JWT caller is its user with no key: `key_id` None, no model, IP or quota limits of a key (so
+    it may manage the user's keys), no key rate limit; the user's balance and `[limits]` still apply.
+    """
     user_id: int
-    key_id: int
+    key_id: int | None
     model_limits: tuple
     allow_ips: tuple
     key_limited: bool = False      # the key has its own quota (not unlimited)
@@ -52,8 +61,9 @@ def presented_key():
 
 
 def authenticate():
-    """Look the key up by hash; answer 401 for anything missing, malformed, unknown or revoked;
-    then count the request against the key's, the user's and the global rate limit.
+    """Look the key up by hash, or verify a JWT when JWT_SECRET is set and the bearer has a JWT's
+    shape; answer 401 for anything missing, malformed, unknown, revoked or expired; then count the
+    request against the key's, the user's and the global rate limit.
 
     :raise GatewayError: 401, 403 when the caller's IP is not in the key's allow-list, 429 past a
         rate limit (before any upstream call, hold or ledger row).
@@ -62,6 +72,14 @@ def authenticate():
     if not raw:
         raise GatewayError(401, "Missing API key: send 'Authorization: Bearer sk-…' or 'x-api-key'.",
                            "invalid_request_error", "missing_api_key")
+    secret = current_app.config["JWT_SECRET"]
+    caller = _token_caller(raw, secret) if secret and JWT_SHAPE.fullmatch(raw) else _key_caller(raw)
+    _count_request(caller)
+    return caller
+
+
+def _key_caller(raw):
+    """:raise GatewayError: 401 for an unknown, revoked or expired key; 403 from an IP outside its allow-list."""
     row = execute_core(_KEY_LOOKUP, {"hash": hash_key(raw)}).first() if looks_like_key(raw) else None
     if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
         raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
@@ -69,8 +87,38 @@ def authenticate():
                     not row.unlimited_quota, row.group, row.has_provider_keys, row.rpm)
     if caller.allow_ips and not _ip_allowed(request.remote_addr, caller.allow_ips):
         raise GatewayError(403, "This API key may not be used from this IP address.", "permission_error", "ip_not_allowed")
-    _count_request(caller)
     return caller
+
+
+def _token_caller(raw, secret):
+    """The user a JWT names: HS256 only (never `none`, never a key-confusion RS256), `exp` and `sub` required,
+    `sub` a username or a user id.
+
+    :raise GatewayError: 401 for a bad signature, another algorithm, an expired token, a missing claim,
+        or a subject that is no enabled user (the reason is not told beyond "expired").
+    """
+    try:
+        claims = jwt.decode(raw, secret, algorithms=["HS256"],
+                            options={"require": ["exp", "sub"], "verify_sub": False})   # an integer id is fine too
+    except jwt.ExpiredSignatureError:
+        raise GatewayError(401, "The token has expired.", "invalid_request_error", "token_expired") from None
+    except jwt.InvalidTokenError:
+        claims = None
+    row = _subject_user(claims["sub"]) if claims else None
+    if row is None or row.disabled:
+        raise GatewayError(401, "Invalid token.", "invalid_request_error", "invalid_token")
+    return Caller(row.id, None, (), (), has_provider_keys=row.has_provider_keys, rpm=0)   # rpm 0: no key limit
+
+
+def _subject_user(subject):
+    """The user a token's `sub` names: a username first, else digits (or an integer) as a user id."""
+    if isinstance(subject, bool) or not isinstance(subject, (str, int)) or not str(subject):
+        return None
+    subject = str(subject)
+    row = execute_core(_USER_BY_NAME, {"name": subject}).first()
+    if row is None and subject.isascii() and subject.isdigit() and len(subject) <= 18:
+        row = execute_core(_USER_BY_ID, {"id": int(subject)}).first()
+    return row
 
 
 _LIMIT_OWNERS = {"key": "this API key's", "user": "your account's", "global": "the gateway's"}
@@ -90,6 +138,9 @@ _KEY_LOOKUP = (sa.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expire
                          ApiKey.allow_ips, ApiKey.unlimited_quota, ApiKey.group, ApiKey.rpm, User.disabled,
                          sa.exists().where(UserProviderKey.user_id == ApiKey.user_id).label("has_provider_keys"))
                .join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == sa.bindparam("hash")))
+_USER = sa.select(User.id, User.disabled, sa.exists().where(UserProviderKey.user_id == User.id).label("has_provider_keys"))
+_USER_BY_NAME = _USER.where(User.username == sa.bindparam("name"))
+_USER_BY_ID = _USER.where(User.id == sa.bindparam("id"))
 
 
 def _ip_allowed(address, networks):
