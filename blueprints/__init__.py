@@ -4,7 +4,9 @@
 def register_blueprints(app):
     from blueprints.api import bp as openai_bp
     from blueprints.api.account import bp as account_bp
+    from blueprints.api.catalog import bp as catalog_bp
     from blueprints.api.credit_chat import bp as credit_chat_bp
+    from blueprints.api.logs import bp as logs_bp
     from blueprints.api.native import bp as native_bp
     from blueprints.api.provider_keys import bp as provider_keys_bp
     from blueprints.api.messages import bp as anthropic_bp
@@ -18,6 +20,8 @@ def register_blueprints(app):
     app.register_blueprint(openai_bp)
     app.register_blueprint(anthropic_bp)
     app.register_blueprint(account_bp)
+    app.register_blueprint(logs_bp)
+    app.register_blueprint(catalog_bp)
     app.register_blueprint(credit_chat_bp)
     app.register_blueprint(native_bp)
     app.register_blueprint(provider_keys_bp)

@@ -6,7 +6,8 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from extensions import db
-from models.user import utcnow
+from models.api_key import ApiKey
+from models.user import User, utcnow
 
 
 class RequestLog(db.Model):
@@ -50,6 +51,9 @@ class LogFilter:
     status: int | None = None
     since: datetime | None = None
     until: datetime | None = None
+    username: str | None = None
+    key_name: str | None = None      # keys' names are not unique: every key of that name
+    failed: bool | None = None       # True: status 400 and above; False: served
 
     def apply(self, select):
         """`select` narrowed to the matching rows (it must select from `request_logs`)."""
@@ -57,8 +61,40 @@ class LogFilter:
                               (RequestLog.model, self.model), (RequestLog.status, self.status)):
             if value is not None:
                 select = select.where(column == value)
+        if self.username is not None:
+            select = select.where(RequestLog.user_id.in_(sa.select(User.id).where(User.username == self.username)))
+        if self.key_name is not None:
+            select = select.where(RequestLog.api_key_id.in_(sa.select(ApiKey.id).where(ApiKey.name == self.key_name)))
+        if self.failed is not None:
+            select = select.where(RequestLog.status >= 400 if self.failed else RequestLog.status < 400)
         if self.since is not None:
             select = select.where(RequestLog.created_at >= self.since)
         if self.until is not None:
             select = select.where(RequestLog.created_at < self.until)
         return select
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One model's traffic over a window: its requests, those that failed (5xx: upstream or gateway),
+    and the fastest, mean and slowest time of its served requests, in milliseconds."""
+    requests: int
+    failed: int
+    fastest_ms: float | None
+    mean_ms: float | None
+    slowest_ms: float | None
+
+
+def model_stats(since):
+    """model id -> ModelStats for every model with requests since `since`, in one grouped query.
+
+    A request that found no upstream has no answering model; it counts for the model it asked for.
+    """
+    model = sa.func.coalesce(RequestLog.model, RequestLog.requested_model)
+    served = sa.case((RequestLog.status < 400, RequestLog.latency_ms))
+    rows = db.session.execute(
+        sa.select(model, sa.func.count(), sa.func.count(sa.case((RequestLog.status >= 500, 1))),
+                  sa.func.min(served), sa.func.avg(served), sa.func.max(served))
+        .where(RequestLog.created_at >= since).group_by(model))
+    return {name: ModelStats(requests, failed, fastest, mean and float(mean), slowest)
+            for name, requests, failed, fastest, mean, slowest in rows}

@@ -1,4 +1,5 @@
 """API-key and JWT authentication shared by every programmatic route (never the browser session)."""
+import hmac
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -50,6 +51,24 @@ def require_manager(caller):
         raise GatewayError(403, "This API key has its own quota or model limits, so it may not manage keys: "
                                 "use the owner's session or a key without limits.", "permission_error",
                            "key_management_not_allowed")
+
+
+def is_admin(caller):
+    return execute_core(_ROLE, {"id": caller.user_id}).scalar() == "admin"
+
+
+def require_operator():
+    """Let the operator's METRICS_TOKEN or an admin's API key (or JWT) through: /metrics and the
+    detailed health family.
+
+    :raise GatewayError: 401 without a valid token or key (as `authenticate`), 403 for a non-admin.
+    """
+    token = current_app.config["METRICS_TOKEN"]
+    if token and hmac.compare_digest(presented_key().encode(), token.encode()):
+        return
+    if not is_admin(authenticate()):
+        raise GatewayError(403, "Only an administrator's API key or the METRICS_TOKEN may read this.",
+                           "permission_error", "admin_required")
 
 
 def presented_key():
@@ -138,6 +157,7 @@ _KEY_LOOKUP = (sa.select(ApiKey.id, ApiKey.user_id, ApiKey.status, ApiKey.expire
                          ApiKey.allow_ips, ApiKey.unlimited_quota, ApiKey.group, ApiKey.rpm, User.disabled,
                          sa.exists().where(UserProviderKey.user_id == ApiKey.user_id).label("has_provider_keys"))
                .join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == sa.bindparam("hash")))
+_ROLE = sa.select(User.role).where(User.id == sa.bindparam("id"))
 _USER = sa.select(User.id, User.disabled, sa.exists().where(UserProviderKey.user_id == User.id).label("has_provider_keys"))
 _USER_BY_NAME = _USER.where(User.username == sa.bindparam("name"))
 _USER_BY_ID = _USER.where(User.id == sa.bindparam("id"))
