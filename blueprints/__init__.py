@@ -12,6 +12,7 @@ def register_blueprints(app):
     from blueprints.api.messages import bp as anthropic_bp
     from blueprints.errors import register_error_handlers
     from blueprints.health import bp as health_bp
+    from blueprints.health_detail import bp as health_detail_bp
     from blueprints.metrics import bp as metrics_bp
     from blueprints.outages import init_app as fail_closed_without_database
     from blueprints.throttling import init_app as rate_limit_headers_and_health
@@ -26,6 +27,7 @@ def register_blueprints(app):
     app.register_blueprint(native_bp)
     app.register_blueprint(provider_keys_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(health_detail_bp)
     app.register_blueprint(metrics_bp)
     rate_limit_headers_and_health(app)
     register_web(app)

@@ -98,3 +98,17 @@ def model_stats(since):
         .where(RequestLog.created_at >= since).group_by(model))
     return {name: ModelStats(requests, failed, fastest, mean and float(mean), slowest)
             for name, requests, failed, fastest, mean, slowest in rows}
+
+
+def hourly_stats(since):
+    """[(hour, requests, client errors (4xx), failed (5xx), mean ms of the served)] since `since`, oldest
+    first, in one grouped query; `hour` is "YYYY-MM-DDTHH:00:00" (UTC), hours without requests left out."""
+    if db.engine.dialect.name == "postgresql":
+        hour = sa.func.to_char(sa.func.date_trunc("hour", RequestLog.created_at), 'YYYY-MM-DD"T"HH24:00:00')
+    else:
+        hour = sa.func.strftime("%Y-%m-%dT%H:00:00", RequestLog.created_at)
+    status = RequestLog.status
+    return db.session.execute(
+        sa.select(hour, sa.func.count(), sa.func.count(sa.case(((status >= 400) & (status < 500), 1))),
+                  sa.func.count(sa.case((status >= 500, 1))), sa.func.avg(sa.case((status < 400, RequestLog.latency_ms))))
+        .where(RequestLog.created_at >= since).group_by(hour).order_by(hour)).all()

@@ -4,8 +4,6 @@ Both model endpoints are thin shapes over the one routing pipeline (`route_chat`
 the same key priority, failover, billing and request log as /v1/chat/completions.
 """
 import base64
-import os
-import shutil
 import time
 import uuid
 
@@ -15,6 +13,7 @@ from blueprints.api import read_json_body
 from blueprints.api.chat import route_chat
 from blueprints.api.detail import detail_api
 from blueprints.api.records import Turn
+from blueprints.health_detail import system_stats
 from gateway import validation
 from gateway.errors import GatewayError
 
@@ -73,7 +72,7 @@ def health():
     providers = {name: p.enabled and gateway.router.breakers.provider_usable(name)
                  for name, p in gateway.settings.providers.items()}
     return jsonify({"status": "healthy", "uptime": f"{uptime // 3600:02d}:{uptime % 3600 // 60:02d}:{uptime % 60:02d}",
-                    "providers": providers, "system_stats": _system_stats()})
+                    "providers": providers, "system_stats": system_stats()})
 
 
 def sniff_image(data):
@@ -97,13 +96,3 @@ def _default_model():
     if not chat_models:
         raise GatewayError(503, "No chat model is configured.", code="no_model")
     return chat_models[0].id
-
-
-def _system_stats():
-    load = os.getloadavg()[0] / (os.cpu_count() or 1) * 100
-    with open("/proc/meminfo") as fh:
-        info = {line.split(":")[0]: int(line.split()[1]) for line in fh if line.split()}
-    memory = 100 * (1 - info.get("MemAvailable", 0) / info["MemTotal"]) if info.get("MemTotal") else None
-    disk = shutil.disk_usage(current_app.instance_path)
-    return {"cpu_percent": round(min(load, 100.0), 1), "memory_percent": round(memory, 1) if memory is not None else None,
-            "disk_usage": round(100 * disk.used / disk.total, 1)}
