@@ -31,18 +31,17 @@ def list_logs():
     `end_timestamp` (Unix seconds, both inclusive) → the page, newest first, and the total."""
     page, size = int_arg("p", 1, 1, 10**6), int_arg("page_size", 100, 1, MAX_LOG_PAGE)
     kind = int_arg("type", 0, 0, FAILED)
-    since, until = _moment("start_timestamp"), _moment("end_timestamp")
-    if since and until and since > until:
-        raise GatewayError(400, "'start_timestamp' is after 'end_timestamp'.", code="invalid_parameter")
+    since, until = _time_range()
     admin = is_admin(g.caller)
     where = LogFilter(user_id=None if admin else g.caller.user_id, username=_text("username") if admin else None,
                       key_name=_text("token_name"), model=_text("model_name"), since=since,
                       until=until and until + timedelta(seconds=1),
                       failed={SERVED: False, FAILED: True}.get(kind))
-    if kind in OTHER_TYPES:
+    if kind in OTHER_TYPES:             # checked after the other parameters, so a bad one is still a 400
         return _page([], 0, page, size)
     total = db.session.scalar(where.apply(sa.select(sa.func.count()).select_from(RequestLog)))
-    rows = db.session.execute(where.apply(_ROWS).order_by(RequestLog.id.desc()).limit(size).offset((page - 1) * size))
+    newest_first = (RequestLog.created_at.desc(), RequestLog.id.desc())     # walks the (…, created_at) indexes
+    rows = db.session.execute(where.apply(_ROWS).order_by(*newest_first).limit(size).offset((page - 1) * size))
     return _page([_log_json(row) for row in rows], total, page, size)
 
 
@@ -50,14 +49,23 @@ def list_logs():
 def list_tasks():
     """The caller's asynchronous jobs. The gateway runs none yet (every request is answered while
     the client waits), so the list is always empty; the parameters are still checked."""
-    since, until = _moment("start_timestamp"), _moment("end_timestamp")
-    if since and until and since > until:
-        raise GatewayError(400, "'start_timestamp' is after 'end_timestamp'.", code="invalid_parameter")
+    _time_range()
     return jsonify({"success": True, "message": "", "data": []})
 
 
 def _page(items, total, page, size):
     return jsonify({"success": True, "message": "", "data": items, "total": total, "page": page, "page_size": size})
+
+
+def _time_range():
+    """`start_timestamp` and `end_timestamp`, each optional.
+
+    :raise GatewayError: 400 for a bad one, or a start after the end.
+    """
+    since, until = _moment("start_timestamp"), _moment("end_timestamp")
+    if since and until and since > until:
+        raise GatewayError(400, "'start_timestamp' is after 'end_timestamp'.", code="invalid_parameter")
+    return since, until
 
 
 def _moment(name):
