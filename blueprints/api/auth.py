@@ -131,7 +131,7 @@ def _token_caller(raw, secret):
 
 def _subject_user(subject):
     """The user a token's `sub` names: a username first, else digits (or an integer) as a user id."""
-    if isinstance(subject, bool) or not isinstance(subject, (str, int)) or not str(subject):
+    if isinstance(subject, bool) or not isinstance(subject, (str, int)):
         return None
     subject = str(subject)
     row = execute_core(_USER_BY_NAME, {"name": subject}).first()

@@ -52,6 +52,8 @@ def test_a_valid_token_chats_billed_to_its_user_and_logged(gateway, upstream):
         charge = db.session.scalars(db.select(CreditTransaction).where(CreditTransaction.kind == "charge")).one()
         assert charge.user_id == gateway.user_id and pricing.to_credits(-charge.amount) == charged
         assert db.session.get(User, gateway.user_id).reserved == 0
+    listed = gateway.test_client().get("/api/logs", headers=bearer(token())).get_json()["data"]
+    assert [(r["username"], r["token_id"], r["token_name"]) for r in listed] == [("alice", None, "")]
 
 
 def test_sub_may_be_the_user_id_as_text_or_number(gateway):

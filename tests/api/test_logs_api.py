@@ -29,7 +29,7 @@ def gateway(make_app, upstream):
     return app
 
 
-def add_rows(app, user, key_name, count, model="log-a", status=200, age=timedelta(0), cost=0):
+def add_rows(app, user, key_name, count, model="log-a", status=200, age=timedelta(0)):
     """`count` request-log rows of `user` through their key `key_name`, `age` ago."""
     with app.app_context():
         key = db.session.scalar(db.select(ApiKey).where(ApiKey.user_id == app.ids[user], ApiKey.name == key_name))
@@ -37,7 +37,7 @@ def add_rows(app, user, key_name, count, model="log-a", status=200, age=timedelt
             db.session.add(RequestLog(request_id=uuid.uuid4().hex, user_id=app.ids[user],
                                       api_key_id=key.id, endpoint="chat", requested_model=model,
                                       model=model if status < 400 else None, provider="openai", status=status,
-                                      prompt_tokens=10, completion_tokens=5, latency_ms=1500.0, cost=cost,
+                                      prompt_tokens=10, completion_tokens=5, latency_ms=1500.0,
                                       created_at=utcnow() - age))
         db.session.commit()
 
@@ -93,7 +93,7 @@ def test_filters_by_key_model_type_and_time(gateway):
     add_rows(gateway, "alice", "work", 1, model="log-b", status=502)
     add_rows(gateway, "alice", "work", 1, model="log-a", age=timedelta(days=3))
     assert logs(gateway, "alice", token_name="home")["total"] == 1
-    assert logs(gateway, "alice", model_name="log-b")["total"] == 1            # the failure answered with no model
+    assert logs(gateway, "alice", model_name="log-b")["total"] == 1            # the model that answered
     assert logs(gateway, "alice", type=2)["total"] == 4
     failed = logs(gateway, "alice", type=5)
     assert failed["total"] == 1 and failed["data"][0]["status"] == 502 and failed["data"][0]["model_name"] == "log-b"
