@@ -123,3 +123,20 @@ def test_system_and_monitoring_say_what_is_there(gateway):
     monitoring = get(gateway, "/health/monitoring", TOKEN).get_json()
     assert monitoring["prometheus"]["enabled"] and monitoring["prometheus"]["token_configured"]
     assert not monitoring["sentry"]["enabled"] and not monitoring["langfuse"]["enabled"]
+
+
+def test_the_view_shows_circuits_another_instance_opened_through_redis(make_app, upstream, redis_proc):
+    """Two gateways sharing Redis (and no state file): the one that was not called shows the open circuit."""
+    def build():
+        return make_app(gateway_config(upstream, ["hd-down"], circuit_breaker={"failure_threshold": 2,
+                                                                               "distinct_callers": 1}),
+                        METRICS_TOKEN=TOKEN, REDIS_URL=redis_proc.url, HEALTH_STATE_FILE="")
+    called, other = build(), build()
+    upstream.script(Fault.status(503))
+    called.user = make_key(called, make_user(called))
+    assert chat(called, "hd-down").status_code >= 500
+    circuits = get(other, "/health/circuit-breakers", TOKEN).get_json()["circuit_breakers"]
+    assert [(c["model"], c["state"]) for c in circuits if c["kind"] == "model"] == [("hd-down", "open")]
+    assert get(other, "/health/detailed", TOKEN).get_json()["components"]["redis"]["status"] == "ok"
+    for app in (called, other):
+        app.extensions["gateway"].shared_state.client.close()     # its Redis connections, before the app is collected
