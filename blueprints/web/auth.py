@@ -23,10 +23,12 @@ def init_login_manager(app):
 
 
 def _load_user(user_id):
-    """The session's user, only while its login is live on the server (logout ends it everywhere it was copied)."""
+    """The session's user, only while its login is live on the server (logout ends it everywhere it was copied)
+    and the account is not disabled (an administrator's "Disable" locks the user out at their next click)."""
     if not user_id.isdigit() or not login_session.is_live(session.get(SESSION_TOKEN), int(user_id)):
         return None
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.is_active else None
 
 
 def _sign_in(user):
