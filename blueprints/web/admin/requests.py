@@ -84,8 +84,8 @@ def _page(log_filter, before=None):
     if before is not None:
         cursor = db.session.scalar(sa.select(RequestLog.created_at).where(RequestLog.id == before))
         if cursor is not None:
-            select = select.where(sa.or_(RequestLog.created_at < cursor,
-                                         sa.and_(RequestLog.created_at == cursor, RequestLog.id < before)))
+            select = select.where(RequestLog.created_at <= cursor,       # the range an index can seek to
+                                  sa.or_(RequestLog.created_at < cursor, RequestLog.id < before))
     rows = db.session.execute(select.order_by(RequestLog.created_at.desc(), RequestLog.id.desc())
                               .limit(PAGE_SIZE + 1)).all()
     return rows[:PAGE_SIZE], (rows[PAGE_SIZE - 1][0].id if len(rows) > PAGE_SIZE else None)
