@@ -34,7 +34,8 @@ def window(days, today=None):
     """The LogFilter bounds of the last `days` days, today (UTC) included: (since, until)."""
     today = today or utcnow().date()
     start = today - timedelta(days=days - 1)
-    return datetime.combine(start, datetime.min.time()), datetime.combine(today + timedelta(days=1), datetime.min.time())
+    midnight = datetime.min.time()
+    return datetime.combine(start, midnight), datetime.combine(today + timedelta(days=1), midnight)
 
 
 def day_of(column):

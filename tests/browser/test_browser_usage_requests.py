@@ -6,7 +6,7 @@ import pytest
 from browser_fixtures import base_url, browser, page, register, screenshot  # noqa: F401  (fixtures)
 from helpers import gateway_config
 
-from conftest import make_key, make_user
+from conftest import make_user
 from extensions import db
 from models import ApiKey, RequestLog, User
 from models.user import utcnow
@@ -14,13 +14,29 @@ from models.user import utcnow
 
 @pytest.fixture
 def app(make_app, upstream):
-    return make_app(gateway_config(upstream, {"gpt-4o": {"provider": "openai", "input_per_mtok": 2.5, "output_per_mtok": 10.0},
-                                              "gpt-4o-mini": {"provider": "openai", "input_per_mtok": 0.15,
-                                                              "output_per_mtok": 0.6}}))
+    return make_app(gateway_config(upstream, {
+        "gpt-4o": {"provider": "openai", "input_per_mtok": 2.5, "output_per_mtok": 10.0},
+        "gpt-4o-mini": {"provider": "openai", "input_per_mtok": 0.15, "output_per_mtok": 0.6}}))
+
+
+PRICES = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6)}      # micro-USD per input / output token
+
+
+def logged_request(user_id, key_id, n, model, when, ok):
+    """One request-log row as Turn writes it: a served answer with its tokens and cost, or a 502."""
+    prompt, completion = (400 + 37 * (n % 13), 120 + 23 * (n % 9)) if ok else (0, 0)
+    price_in, price_out = PRICES[model]
+    attempt = {"model": model, "provider": "openai", "key_id": "openai#1", "status": 200 if ok else 502,
+               "latency_ms": 300.0, "error": None if ok else "upstream 502", "kind": None if ok else "server"}
+    return RequestLog(request_id=f"u{user_id}-{n}", user_id=user_id, api_key_id=key_id, endpoint="chat",
+                      requested_model=model, model=model if ok else None, provider="openai" if ok else None,
+                      status=200 if ok else 502, attempts=[attempt], prompt_tokens=prompt,
+                      completion_tokens=completion, cost=round(prompt * price_in + completion * price_out),
+                      latency_ms=320.0 + n % 5, created_at=when)
 
 
 def month_of_requests(app, username, key_names):
-    """A month of `username`'s requests through their keys: a few a day on two models, some failed."""
+    """A month of `username`'s requests through their keys: one to five a day on two models, some failed."""
     with app.app_context():
         user = db.session.scalar(db.select(User).where(User.username == username))
         keys = [ApiKey.issue(user, name)[0] for name in key_names]
@@ -29,21 +45,9 @@ def month_of_requests(app, username, key_names):
         for day in range(30):
             for i in range(1 + (day * 7) % 5):
                 n += 1
-                model = "gpt-4o" if (day + i) % 3 else "gpt-4o-mini"
-                status = 502 if (day + i) % 11 == 0 else 200
-                prompt, completion = 400 + 37 * ((day * 5 + i) % 13), 120 + 23 * ((day + i * 3) % 9)
-                served = status == 200
-                db.session.add(RequestLog(
-                    request_id=f"{username}-{n}", user_id=user.id, api_key_id=keys[(day + i) % len(keys)].id,
-                    endpoint="chat", requested_model=model, model=model if served else None,
-                    provider="openai" if served else None, status=status,
-                    attempts=[{"model": model, "provider": "openai", "key_id": "openai#1", "status": status,
-                               "latency_ms": 300.0 + i, "error": None if served else "upstream 502", "kind":
-                               None if served else "server"}],
-                    prompt_tokens=prompt if served else 0, completion_tokens=completion if served else 0,
-                    cost=(prompt * (2_500_000 if model == "gpt-4o" else 150_000) + completion *
-                          (10_000_000 if model == "gpt-4o" else 600_000)) // 1_000_000 if served else 0,
-                    latency_ms=320.0 + i, created_at=now - timedelta(days=day, minutes=7 * i)))
+                db.session.add(logged_request(user.id, keys[n % len(keys)].id, n,
+                                              "gpt-4o" if (day + i) % 3 else "gpt-4o-mini",
+                                              now - timedelta(days=day, minutes=7 * i), ok=(day + i) % 11 != 0))
         db.session.commit()
 
 
@@ -71,7 +75,6 @@ def test_usage_charts_and_range(page, base_url, app):
 def test_admin_requests_filters_swap_rows_and_push_the_url(page, base_url, app):
     register(page, base_url, "root")
     make_user(app, "carol")
-    make_key(app, 1)
     month_of_requests(app, "root", ["laptop", "ci"])
     month_of_requests(app, "carol", ["carols-key"])
 

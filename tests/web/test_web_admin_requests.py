@@ -44,7 +44,8 @@ def test_filters_narrow_the_rows_and_htmx_gets_only_the_table(app, web, upstream
     """By user, key, model and status; an htmx request from the filter form gets the table alone."""
     root = web("root")
     web("carol")
-    carol_key, root_key = make_key(app, user_id(app, "carol"), name="ci"), make_key(app, user_id(app, "root"), name="ops")
+    carol_key = make_key(app, user_id(app, "carol"), name="ci")
+    root_key = make_key(app, user_id(app, "root"), name="ops")
     assert ask(app, carol_key).status_code == 200
     assert ask(app, root_key, "m2").status_code == 200
     upstream.script(Fault.status(400, "bad request"), times=1)
@@ -55,7 +56,8 @@ def test_filters_narrow_the_rows_and_htmx_gets_only_the_table(app, web, upstream
     by_user = root.get("/admin/requests?user=carol").get_data(as_text=True)
     assert len(request_ids(by_user)) == 2 and ">ops <" not in by_user
     assert len(request_ids(root.get("/admin/requests?model=m2").get_data(as_text=True))) == 1    # the one that answered
-    failed = root.get("/admin/requests?user=carol&status=400", headers={"HX-Request": "true", "HX-Target": "request-rows"})
+    failed = root.get("/admin/requests?user=carol&status=400",
+                      headers={"HX-Request": "true", "HX-Target": "request-rows"})
     html = failed.get_data(as_text=True)
     assert len(request_ids(html)) == 1 and "<form" not in html and html.lstrip().startswith('<div id="request-rows">')
     with app.app_context():

@@ -50,7 +50,8 @@ def test_promote_then_demote_and_the_new_admin_sees_admin_pages(app, web):
     root, bob = web("root"), web("bob")
     bob_id = account(app, "bob").id
     assert bob.get("/admin/users").status_code == 403
-    assert "bob is an active admin" in root.post(f"/admin/users/{bob_id}/role", data={"role": "admin"}).get_data(as_text=True)
+    promoted = root.post(f"/admin/users/{bob_id}/role", data={"role": "admin"})
+    assert "bob is an active admin" in promoted.get_data(as_text=True)
     assert bob.get("/admin/users").status_code == 200
     root.post(f"/admin/users/{bob_id}/role", data={"role": "user"})
     assert bob.get("/admin/users").status_code == 403 and account(app, "bob").role == "user"
@@ -67,7 +68,8 @@ def test_an_admin_may_not_demote_or_disable_themselves(app, web):
 
 def test_the_last_active_admin_is_never_demoted_or_disabled(app, web):
     """With two admins, one may demote the other; the survivor is then the last one, and stays."""
-    root, bob = web("root"), web("bob")
+    root = web("root")
+    web("bob")
     root_id, bob_id = account(app, "root").id, account(app, "bob").id
     root.post(f"/admin/users/{bob_id}/role", data={"role": "admin"})
     assert root.post(f"/admin/users/{bob_id}/status", data={"disabled": "1"}).status_code == 200

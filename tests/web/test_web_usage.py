@@ -8,7 +8,7 @@ import pytest
 from helpers import gateway_config
 from web_client import web  # noqa: F401  (web is a fixture)
 
-from conftest import make_key, make_user
+from conftest import make_key
 from extensions import db
 from models import ApiKey, RequestLog, User, credit
 from models.user import utcnow
@@ -51,7 +51,8 @@ def test_a_real_request_shows_up_in_the_callers_usage(app, web, upstream):
     assert response.status_code == 200 and response.headers["X-Credits-Charged"] == "0.002"
 
     page = " ".join(alice.get("/usage").get_data(as_text=True).split())
-    assert '<th scope="row">m1</th><td class="num">1</td> <td class="num">1,000</td><td class="num">500</td> <td class="num">0.002</td>' in page
+    assert ('<th scope="row">m1</th><td class="num">1</td> <td class="num">1,000</td><td class="num">500</td> '
+            '<td class="num">0.002</td>') in page
     assert re.search(r'<th scope="row">laptop \(sk-[^)]+\)</th><td class="num">1</td>', page)
     assert "<title>" in page and 'role="img"' in page                 # the charts are drawn
 
@@ -59,7 +60,8 @@ def test_a_real_request_shows_up_in_the_callers_usage(app, web, upstream):
 def test_a_user_sees_only_their_own_rows(app, web):
     """Bob's requests never appear in Alice's totals, tables or CSV; ?user= is for administrators."""
     web("root")
-    alice, bob = web("alice"), web("bob")
+    alice = web("alice")
+    web("bob")
     make_key(app, user_id(app, "alice"), name="alices-key")
     make_key(app, user_id(app, "bob"), name="bobs-key")
     logged(app, "alice", "m1", cost=1_000_000)

@@ -15,11 +15,12 @@ from models import ApiKey, RequestLog, User
 from models.request_log import LogFilter
 
 PAGE_SIZE = 50
+FILTERS = ("user", "key", "model", "status", "since", "until")
 
 
 @bp.get("/requests")
 def requests():
-    form = {name: request.args.get(name, "").strip()[:200] for name in ("user", "key", "model", "status", "since", "until")}
+    form = {name: request.args.get(name, "").strip()[:200] for name in FILTERS}
     log_filter, problem = _filter(form)
     before = request.args.get("before", type=int)
     rows, next_before = _page(log_filter, before) if problem is None else ([], None)
