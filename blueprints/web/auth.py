@@ -23,12 +23,10 @@ def init_login_manager(app):
 
 
 def _load_user(user_id):
-    """The session's user, only while its login is live on the server (logout ends it everywhere it was copied)
-    and the account is not disabled (an administrator's "Disable" locks the user out at their next click)."""
+    """The session's user, only while its login is live on the server (logout ends it everywhere it was copied)."""
     if not user_id.isdigit() or not login_session.is_live(session.get(SESSION_TOKEN), int(user_id)):
         return None
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_active else None
+    return db.session.get(User, int(user_id))
 
 
 def _sign_in(user):

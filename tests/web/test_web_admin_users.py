@@ -101,3 +101,16 @@ def test_each_user_row_links_to_their_usage(app, web):
     root = web("root")
     web("bob")
     assert f'href="/usage?user={account(app, "bob").id}"' in root.get("/admin/users").get_data(as_text=True)
+
+
+def test_a_session_of_an_account_disabled_elsewhere_stops_counting(app, web):
+    """Disabled outside the page (the database, a script), with the login row still there: the cookie is refused
+    (User.is_active is False, and flask-login's UserMixin counts an inactive user as not authenticated)."""
+    web("root")
+    bob = web("bob")
+    with app.app_context():
+        db.session.scalar(db.select(User).where(User.username == "bob")).disabled = True
+        db.session.commit()
+        assert db.session.scalar(db.select(LoginSession).where(LoginSession.user_id == account(app, "bob").id))
+    assert bob.get("/keys").status_code == 302
+    assert bob.client.get("/api/keys").status_code == 401
