@@ -80,6 +80,7 @@ def users_status(user_id):
 
 
 def _change(user_id, role=None, disabled=None):
+    """Apply a role or status change and answer with the row (htmx) or a redirect; a refusal changes nothing."""
     user = db.get_or_404(User, user_id)
     try:
         change_access(user, current_user.id, role=role, disabled=disabled)
