@@ -45,3 +45,8 @@ def end(token):
     """Forget one login (logout); the caller commits."""
     if isinstance(token, str) and token:
         db.session.execute(sa.delete(LoginSession).where(LoginSession.token_hash == _hash(token)))
+
+
+def end_all(user_id):
+    """Forget every login of `user_id` (the account was disabled); the caller commits."""
+    db.session.execute(sa.delete(LoginSession).where(LoginSession.user_id == user_id))

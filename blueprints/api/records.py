@@ -3,13 +3,14 @@ upstream call, the settlement (or release) after it, the request-log row, its me
 import time
 from contextlib import contextmanager, nullcontext
 
+import sqlalchemy as sa
 from flask import current_app, g, has_app_context
 
 from extensions import begin_write, db, execute_core
 from gateway import metrics, pricing
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.tokens import input_bound, prompt_bound
-from models import RequestLog, credit
+from models import ApiKey, RequestLog, credit
 from models.user import utcnow
 
 
@@ -158,6 +159,7 @@ class Turn:
         """Add the log row and commit: one transaction with the settlement; then count it in the metrics."""
         ended = time.monotonic()
         begin_write()
+        self._touch_key(ended)
         execute_core(_INSERT_LOG, {**self.fields, "model": None, "provider": None, "error": None,
                                    "prompt_tokens": 0, "completion_tokens": 0, "cost": 0, "overrun": 0,
                                    "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
@@ -165,6 +167,20 @@ class Turn:
                                    "latency_ms": round((ended - self.started) * 1000, 1), "created_at": utcnow()})
         db.session.commit()
         self._observe(outcome, ended)
+
+    def _touch_key(self, now):
+        """Stamp the key's "last used" in the log row's transaction, at most once a minute per key and worker.
+
+        The worker remembers when it last wrote each key's stamp (`app.extensions["keys_touched"]`:
+        per worker, by key id), so a busy key costs one extra UPDATE a minute, not one per request.
+        """
+        key_id = self.caller.key_id
+        if key_id is None:
+            return
+        touched = self.app.extensions.setdefault("keys_touched", {})
+        if now - touched.get(key_id, float("-inf")) >= TOUCH_KEY_EVERY_S:
+            execute_core(_TOUCH_KEY, {"key_id": key_id, "used_at": utcnow()})
+            touched[key_id] = now
 
     def _observe(self, outcome, ended):
         """The request's metrics: its whole time (the log row's commit included), and the upstream's
@@ -184,5 +200,8 @@ class Turn:
             return "unknown"
 
 
+TOUCH_KEY_EVERY_S = 60.0
 _INSERT_LOG = RequestLog.__table__.insert()
+_TOUCH_KEY = (ApiKey.__table__.update().where(ApiKey.__table__.c.id == sa.bindparam("key_id"))
+              .values(last_used_at=sa.bindparam("used_at")))
 

@@ -13,11 +13,11 @@ def register_web(app):
     header-authenticated /v1 API is untouched by any of them; only the security headers
     apply to every response.
     """
-    from blueprints.web import admin, auth, chat, credits, keys, keys_api, models_page, provider_keys_page
+    from blueprints.web import admin, auth, chat, credits, keys, keys_api, models_page, provider_keys_page, usage
 
     security.init_app(app)
     auth.init_login_manager(app)
-    for module in (auth, chat, keys, keys_api, models_page, provider_keys_page, credits, admin):
+    for module in (auth, chat, keys, keys_api, models_page, provider_keys_page, credits, usage, admin):
         app.register_blueprint(module.bp)
     throttling.throttle(app, "auth.login", app.config.get("LOGIN_RATE_LIMIT", "10 per minute"))
     throttling.throttle(app, "auth.register", app.config["REGISTER_RATE_LIMIT"])

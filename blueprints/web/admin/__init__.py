@@ -20,4 +20,4 @@ def index():
     return redirect(url_for("admin.users"))
 
 
-from blueprints.web.admin import activity, codes, upstreams, users  # noqa: E402,F401  (their views join `bp`)
+from blueprints.web.admin import activity, codes, requests, upstreams, users  # noqa: E402,F401  (their views join `bp`)

@@ -1,7 +1,9 @@
-"""/admin/users: every account with its role, status and balance; grant or take back credits.
+"""/admin/users: every account with its role, status and balance; grant or take back credits, promote or
+demote, disable or enable, and a link to each user's usage.
 
 A grant goes through `credit.grant`, as `flask credits grant` does: one ledger row, and a take-back
-can never go below what the user has available (nothing is written when it would).
+can never go below what the user has available (nothing is written when it would). Role and status
+go through `user.change_access`, which never leaves the gateway without an active administrator.
 """
 import sqlalchemy as sa
 from flask import flash, redirect, render_template, request, url_for
@@ -13,7 +15,8 @@ from blueprints.web.admin import bp
 from blueprints.web.key_forms import FormError
 from extensions import db
 from gateway import pricing
-from models import User, credit
+from models import User, credit, login_session
+from models.user import AccessRefused, change_access
 
 PAGE_SIZE = 50
 MAX_NOTE = 300
@@ -49,10 +52,11 @@ def users_grant(user_id):
         note = (request.form.get("note") or "").strip()[:MAX_NOTE] or f"granted by {current_user.username}"
         balance = credit.grant(user.id, amount, description=note)
     except FormError as exc:
-        return _row(user, error=str(exc))
+        return _row(user, error=str(exc), open_form=True)
     except credit.InsufficientCredit as exc:
         return _row(user, error=f"Cannot take back {pricing.format_credits(exc.needed)}: {user.username} has only "
-                                f"{pricing.format_credits(exc.available)} credits available. Nothing was changed.")
+                                f"{pricing.format_credits(exc.available)} credits available. Nothing was changed.",
+                    open_form=True)
     db.session.commit()
     verb = "Granted" if amount > 0 else "Took back"
     message = f"{verb} {pricing.format_credits(abs(amount))} credits; balance now {pricing.format_credits(balance)}."
@@ -63,9 +67,40 @@ def users_grant(user_id):
     return redirect(url_for("admin.users"))
 
 
-def _row(user, error):
-    """A refused grant: the row again with the reason (htmx), else the page with a flash."""
+@bp.post("/users/<int:user_id>/role")
+def users_role(user_id):
+    """Promote to administrator or demote to user (never oneself, never the last active admin)."""
+    return _change(user_id, role="admin" if request.form.get("role") == "admin" else "user")
+
+
+@bp.post("/users/<int:user_id>/status")
+def users_status(user_id):
+    """Disable (the user's logins and API keys stop working at once) or enable an account."""
+    return _change(user_id, disabled=request.form.get("disabled") == "1")
+
+
+def _change(user_id, role=None, disabled=None):
+    """Apply a role or status change and answer with the row (htmx) or a redirect; a refusal changes nothing."""
+    user = db.get_or_404(User, user_id)
+    try:
+        change_access(user, current_user.id, role=role, disabled=disabled)
+    except AccessRefused as exc:
+        db.session.rollback()
+        return _row(user, error=f"{exc} Nothing was changed.")
+    if user.disabled:
+        login_session.end_all(user.id)          # re-enabling later does not revive an old (copied) cookie
+    db.session.commit()
+    message = (f"{user.username} is disabled: their pages and API keys stop working now." if user.disabled
+               else f"{user.username} is an active {user.role}.")
     if request.htmx:
-        return render_template("admin/_user_row.html", user=user, error=error, open_form=True), 422
+        return render_template("admin/_user_row.html", user=user, message=message)
+    flash(message, "success")
+    return redirect(url_for("admin.users"))
+
+
+def _row(user, error, open_form=False):
+    """A refused change: the row again with the reason (htmx), else the page with a flash."""
+    if request.htmx:
+        return render_template("admin/_user_row.html", user=user, error=error, open_form=open_form), 422
     flash(f"{user.username}: {error}", "error")
     return redirect(url_for("admin.users"))
