@@ -10,8 +10,7 @@ from gateway.sse import encode_event
 
 ROLES = ("user", "assistant", "system", "developer")
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
-_COPIED = {"temperature": "temperature", "top_p": "top_p", "user": "user", "models": "models",
-           "parallel_tool_calls": "parallel_tool_calls", "metadata": "metadata"}
+_COPIED = ("temperature", "top_p", "user", "models", "parallel_tool_calls", "metadata", "stream")
 _REFUSED = ("background", "conversation", "prompt")     # server-side state and prompts the gateway does not keep
 
 
@@ -42,22 +41,15 @@ def chat_request(body, history, items):
 
     :raise BadRequest: naming the first bad field.
     """
-    for name in _REFUSED:
-        if body.get(name):
-            raise BadRequest(f"'{name}' is not supported by this gateway.", name)
+    _check_echoed(body)
     messages = [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
-    if body.get("instructions") is not None and not isinstance(body["instructions"], str):
-        raise BadRequest("'instructions' must be a string.", "instructions")
     messages += messages_from_items(history + items)
     chat = {"model": body.get("model"), "messages": messages}
-    chat.update({ours: body[theirs] for theirs, ours in _COPIED.items() if body.get(theirs) is not None})
+    chat.update({name: body[name] for name in _COPIED if body.get(name) is not None})
     if body.get("max_output_tokens") is not None:
         chat["max_tokens"] = body["max_output_tokens"]
-    if body.get("stream") is not None:
-        chat["stream"] = body["stream"]
-    effort = (body.get("reasoning") or {}).get("effort") if isinstance(body.get("reasoning"), dict) else None
-    if effort:
-        chat["reasoning_effort"] = effort
+    if (body.get("reasoning") or {}).get("effort"):
+        chat["reasoning_effort"] = body["reasoning"]["effort"]
     if body.get("tools"):
         chat["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(_list(body, "tools"))]
     if body.get("tool_choice") is not None:
@@ -155,8 +147,8 @@ def item_list(items, limit, order, after):
 class ResponseStream:
     """Turns the chunks of one committed chat stream into Responses events with `sequence_number`s.
 
-    `opening()` first; `feed(chunk)` for each chunk; then `finish()` (or `fail(message)` when the
-    stream broke), which closes what is open and sets `response`; `closing()` is the last event:
+    `opening()` first; `feed(chunk)` for each chunk; then `finish(usage)` (or `fail(message, usage)`
+    when the stream broke), which closes what is open and sets `response`; `closing()` is the last event:
     `response.completed` (or `.incomplete`) only for a whole answer, `response.failed` otherwise.
     """
 
@@ -167,15 +159,12 @@ class ResponseStream:
         self.message_index = None    # output index of the open message item
         self.calls = {}              # chat tool-call index -> output index
         self.finish_reason = None
-        self.usage = None
 
     def opening(self):
         yield self._event("response.created", response=self.response)
         yield self._event("response.in_progress", response=self.response)
 
     def feed(self, chunk):
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
             if delta.get("content"):
@@ -184,14 +173,14 @@ class ResponseStream:
                 yield from self._call(call)
             self.finish_reason = choice.get("finish_reason") or self.finish_reason
 
-    def finish(self):
+    def finish(self, usage):
         yield from self._close_all("completed")
-        self.response = _finished(self.response, self._output(), self.finish_reason, self.usage)
+        self.response = _finished(self.response, self._output(), self.finish_reason, usage)
 
-    def fail(self, message):
+    def fail(self, message, usage):
         yield from self._close_all("incomplete")
         self.response = {**self.response, "status": "failed", "output": self._output(),
-                         "error": {"code": "server_error", "message": message}, "usage": usage_out(self.usage)}
+                         "error": {"code": "server_error", "message": message}, "usage": usage_out(usage)}
 
     def closing(self):
         kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(
@@ -265,6 +254,19 @@ def _finished(response, output, finish_reason, usage):
     return {**response, "status": "incomplete" if reason else "completed", "output": output,
             "completed_at": None if reason else int(time.time()),
             "incomplete_details": {"reason": reason} if reason else None, "usage": usage_out(usage)}
+
+
+def _check_echoed(body):
+    """The fields the `response` object repeats must have the types its schema gives them."""
+    for name in _REFUSED:
+        if body.get(name):
+            raise BadRequest(f"'{name}' is not supported by this gateway.", name)
+    for name, kind, label in (("instructions", str, "a string"), ("parallel_tool_calls", bool, "a boolean"),
+                              ("reasoning", dict, "an object"), ("metadata", dict, "an object")):
+        if body.get(name) is not None and not isinstance(body[name], kind):
+            raise BadRequest(f"'{name}' must be {label}.", name)
+    if not all(isinstance(v, str) for v in (body.get("metadata") or {}).values()):
+        raise BadRequest("'metadata' values must be strings.", "metadata")
 
 
 def _message_item(item_id, text, status):

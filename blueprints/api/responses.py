@@ -63,17 +63,18 @@ def list_input_items(response_id):
 
 
 def _relay(session, turn, events, keep):
-    """Relay a committed chat stream as Responses events; store the outcome before the last event (a
-    client may continue from it at once); a broken stream ends with `response.failed`, stored as failed."""
+    """Relay a committed chat stream as Responses events, with the usage that is billed; store the outcome
+    before the last event (a client may continue from it at once); a broken stream ends with
+    `response.failed`, stored as failed."""
     with settled(session, turn) as end:
         yield from events.opening()
         try:
             for chunk in session:
                 yield from events.feed(chunk)
-            yield from events.finish()
+            yield from events.finish(session.produced_usage())
         except StreamInterrupted as exc:
             end.update(status=502, error=exc.message)
-            yield from events.fail(exc.message)
+            yield from events.fail(exc.message, session.produced_usage())
         if keep:
             keep(events.response)
         yield events.closing()

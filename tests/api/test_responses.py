@@ -128,6 +128,9 @@ def test_store_false_stores_nothing(setup):
     ({"model": "m1", "input": "hi", "temperature": 5}, "temperature"),
     ({"model": "m1", "input": "hi", "store": "yes"}, "store"),
     ({"model": "m1", "input": "hi", "background": True}, "background"),
+    ({"model": "m1", "input": "hi", "instructions": ["x"]}, "instructions"),
+    ({"model": "m1", "input": "hi", "metadata": {"n": 1}}, "metadata"),
+    ({"model": "m1", "input": "hi", "previous_response_id": 7}, "previous_response_id"),
     ({"input": "hi"}, "model"),
 ])
 def test_bad_requests_name_the_param_and_change_nothing(setup, upstream, body, param):

@@ -79,6 +79,20 @@ def test_answers_and_stream_events_validate(gateway, model, tools):
     validate(client.get(f"/v1/responses/{response_id}/input_items", headers=headers).get_json(), "ResponseItemList")
 
 
+def test_echoed_request_fields_validate(gateway):
+    """A response repeating a json_schema text format, metadata, a user and a tool choice validates."""
+    client, headers = gateway
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    response = client.post("/v1/responses", headers=headers, json={
+        "model": "m1", "input": "hi", "metadata": {"team": "a"}, "user": "u-1", "tools": TOOLS,
+        "tool_choice": {"type": "function", "name": "lookup"}, "max_output_tokens": 40, "temperature": 0.2,
+        "text": {"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}}})
+    assert response.status_code == 200, response.get_json()
+    validate(response.get_json(), "Response")
+    assert response.get_json()["metadata"] == {"team": "a"}
+
+
 def test_stored_items_of_every_kind_validate(gateway):
     """Input items of every supported kind are listed as schema-valid ItemResources."""
     client, headers = gateway
