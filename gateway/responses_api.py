@@ -14,7 +14,7 @@ _COPIED = ("temperature", "top_p", "user", "models", "parallel_tool_calls", "met
 _REFUSED = ("background", "conversation", "prompt")     # server-side state and prompts the gateway does not keep
 
 
-def new_id(prefix):
+def _new_id(prefix):
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
@@ -111,10 +111,10 @@ def response_from_completion(completion, response):
     message = choice.get("message") or {}
     output = []
     if message.get("content"):
-        output.append(_message_item(new_id("msg"), message["content"], "completed"))
+        output.append(_message_item(_new_id("msg"), message["content"], "completed"))
     for call in message.get("tool_calls") or ():
         function = call.get("function") or {}
-        output.append(_call_item(new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "",
+        output.append(_call_item(_new_id("fc"), call.get("id") or _new_id("call"), function.get("name") or "",
                                  function.get("arguments") or "", "completed"))
     return _finished(response, output, choice.get("finish_reason"), completion.get("usage"))
 
@@ -191,7 +191,7 @@ class ResponseStream:
         if self.message_index is None:
             index = len(self.items)
             self.message_index = index
-            self.items[index] = item = _message_item(new_id("msg"), "", "in_progress")
+            self.items[index] = item = _message_item(_new_id("msg"), "", "in_progress")
             yield self._event("response.output_item.added", output_index=index, item={**item, "content": []})
             yield self._event("response.content_part.added", item_id=item["id"], output_index=index,
                               content_index=0, part=_text_part(""))
@@ -207,7 +207,7 @@ class ResponseStream:
             yield from self._close_message("completed")
             index = len(self.items)
             self.calls[position] = index
-            self.items[index] = item = _call_item(new_id("fc"), call.get("id") or new_id("call"),
+            self.items[index] = item = _call_item(_new_id("fc"), call.get("id") or _new_id("call"),
                                                   function.get("name") or "", "", "in_progress")
             yield self._event("response.output_item.added", output_index=index, item=dict(item))
         index = self.calls[position]
@@ -297,20 +297,20 @@ def _item(raw, where):
         if not isinstance(content, list) or not content:
             raise BadRequest(f"'{where}.content' must be a string or a non-empty array of parts.", f"{where}.content")
         parts = [_part(part, role, f"{where}.content[{j}]") for j, part in enumerate(content)]
-        return {"id": raw.get("id") or new_id("msg"), "type": "message", "role": role, "status": "completed",
+        return {"id": raw.get("id") or _new_id("msg"), "type": "message", "role": role, "status": "completed",
                 "content": parts}
     if kind == "function_call":
         for name in ("call_id", "name", "arguments"):
             if not isinstance(raw.get(name), str):
                 raise BadRequest(f"'{where}.{name}' must be a string.", f"{where}.{name}")
-        return _call_item(raw.get("id") or new_id("fc"), raw["call_id"], raw["name"], raw["arguments"], "completed")
+        return _call_item(raw.get("id") or _new_id("fc"), raw["call_id"], raw["name"], raw["arguments"], "completed")
     if kind == "function_call_output":
         output = raw.get("output")
         if isinstance(output, list):
             output = "".join(p.get("text", "") for p in output if isinstance(p, dict))
         if not isinstance(raw.get("call_id"), str) or not isinstance(output, str):
             raise BadRequest(f"'{where}' needs a string 'call_id' and 'output'.", where)
-        return {"id": raw.get("id") or new_id("fco"), "type": "function_call_output", "call_id": raw["call_id"],
+        return {"id": raw.get("id") or _new_id("fco"), "type": "function_call_output", "call_id": raw["call_id"],
                 "output": output, "status": "completed"}
     if kind == "reasoning":
         return None
