@@ -12,7 +12,7 @@ import sqlalchemy.orm as so
 from extensions import begin_write, db
 from models.user import utcnow
 
-MAX_CHAIN = 500      # turns walked back through previous_response_id: a bound, not a conversation limit
+MAX_CHAIN = 1000     # turns walked back through previous_response_id (a guard against a runaway walk)
 
 
 class StoredResponse(db.Model):
@@ -40,16 +40,26 @@ def owned(user_id, response_id):
 def conversation(user_id, response_id):
     """The items of the chain that ends at `response_id`, oldest first: each turn's input, then its output.
 
+    One recursive query walks the `previous_response_id` links, each step scoped to the user.
+
     :return: the items, or None when a response of the chain is not the user's (or is gone).
     """
-    turns = []
-    while response_id is not None and len(turns) < MAX_CHAIN:
-        row = owned(user_id, response_id)
-        if row is None:
-            return None
-        turns.append(row.input_items + row.response["output"])
-        response_id = row.previous_response_id
-    return [item for turn in reversed(turns) for item in turn]
+    rows = db.session.execute(_chain_statement(user_id, response_id)).all()
+    if not rows or rows[0].previous_response_id is not None:      # the oldest turn must start the chain
+        return None
+    return [item for row in rows for item in row.input_items + row.response["output"]]
+
+
+def _chain_statement(user_id, response_id):
+    chain = (sa.select(StoredResponse.id, StoredResponse.previous_response_id, sa.literal(0).label("depth"))
+             .where(StoredResponse.id == response_id, StoredResponse.user_id == user_id)
+             .cte("chain", recursive=True))
+    earlier = so.aliased(StoredResponse)
+    chain = chain.union_all(sa.select(earlier.id, earlier.previous_response_id, chain.c.depth + 1)
+                            .where(earlier.id == chain.c.previous_response_id, earlier.user_id == user_id,
+                                   chain.c.depth < MAX_CHAIN))
+    return (sa.select(StoredResponse.input_items, StoredResponse.response, StoredResponse.previous_response_id)
+            .join(chain, StoredResponse.id == chain.c.id).order_by(chain.c.depth.desc()))
 
 
 def save(user_id, response, input_items):

@@ -111,6 +111,24 @@ def test_served_responses_are_charged_logged_and_stored_per_owner(setup, upstrea
     assert client.get(path, headers=headers).status_code == 404
 
 
+def test_a_long_chain_is_replayed_in_order_and_a_missing_link_is_404(setup, upstream):
+    """Every earlier turn of a chain reaches the upstream, oldest first; a chain with a deleted turn is 404."""
+    app, _, headers, _ = setup
+    client = app.test_client()
+    ids = []
+    for word in ("one", "two", "three"):
+        body = {"model": "m1", "input": word, **({"previous_response_id": ids[-1]} if ids else {})}
+        ids.append(client.post("/v1/responses", headers=headers, json=body).get_json()["id"])
+    sent = upstream.requests[-1].body["messages"]
+    assert [(m["role"], m["content"]) for m in sent] == [
+        ("user", "one"), ("assistant", upstream.reply_text), ("user", "two"), ("assistant", upstream.reply_text),
+        ("user", "three")]
+    assert client.delete(f"/v1/responses/{ids[1]}", headers=headers).status_code == 200
+    broken = client.post("/v1/responses", headers=headers, json={"model": "m1", "input": "four",
+                                                                  "previous_response_id": ids[2]})
+    assert broken.status_code == 404 and len(upstream.requests) == 3
+
+
 def test_store_false_stores_nothing(setup):
     app, _, headers, _ = setup
     answer = app.test_client().post("/v1/responses", headers=headers, json={"model": "m1", "input": "hi", "store": False})
