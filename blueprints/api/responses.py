@@ -53,13 +53,12 @@ def delete_response(response_id):
 @bp.get("/responses/<response_id>/input_items")
 def list_input_items(response_id):
     row = _owned(authenticate().user_id, response_id)
-    limit = request.args.get("limit", 20, type=int)
-    order = request.args.get("order", "desc")
-    if not 1 <= limit <= 100:
+    limit, order = request.args.get("limit", "20"), request.args.get("order", "desc")
+    if not (limit.isdigit() and 1 <= int(limit) <= 100):
         raise BadRequest("'limit' must be between 1 and 100.", "limit")
     if order not in ("asc", "desc"):
         raise BadRequest("'order' must be asc or desc.", "order")
-    return jsonify(responses_api.item_list(row.input_items, limit, order, request.args.get("after")))
+    return jsonify(responses_api.item_list(row.input_items, int(limit), order, request.args.get("after")))
 
 
 def _relay(session, turn, events, keep):

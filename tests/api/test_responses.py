@@ -100,6 +100,9 @@ def test_served_responses_are_charged_logged_and_stored_per_owner(setup, upstrea
     assert client.get(path, headers=headers).get_json() == answer
     items = client.get(path + "/input_items", headers=headers).get_json()["data"]
     assert [(i["role"], i["content"][0]["text"]) for i in items] == [("user", "hi")]
+    for query, param in (("limit=abc", "limit"), ("limit=0", "limit"), ("order=up", "order")):
+        bad = client.get(f"{path}/input_items?{query}", headers=headers)
+        assert bad.status_code == 400 and bad.get_json()["error"]["param"] == param
     for method, suffix in (("get", ""), ("get", "/input_items"), ("delete", "")):
         refused = getattr(client, method)(path + suffix, headers=bob)
         assert refused.status_code == 404 and refused.get_json()["error"]["type"] == "invalid_request_error"

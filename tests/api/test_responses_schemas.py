@@ -107,6 +107,12 @@ def test_stored_items_of_every_kind_validate(gateway):
     validate(listed, "ResponseItemList")
     assert [item["type"] for item in listed["data"]] == ["message", "function_call", "function_call_output",
                                                          "message", "message"]
+    path = f"/v1/responses/{answer.get_json()['id']}/input_items"
+    page = client.get(f"{path}?limit=2", headers=headers).get_json()          # newest first by default
+    validate(page, "ResponseItemList")
+    assert page["has_more"] and [i["id"] for i in page["data"]] == [i["id"] for i in listed["data"][:-3:-1]]
+    rest = client.get(f"{path}?limit=5&after={page['last_id']}", headers=headers).get_json()
+    assert not rest["has_more"] and [i["id"] for i in rest["data"]] == [i["id"] for i in listed["data"][2::-1]]
 
 
 def test_errors_and_a_broken_stream_validate(gateway, upstream):
