@@ -87,19 +87,20 @@ def messages_from_items(items):
     return messages
 
 
-def draft(body, response_id, model_id, created_at=None):
+def draft(body, response_id, model_id):
     """The `response` object before any output: what `response.created` carries and the answer builds on."""
     tools = [_tool_out(tool) for tool in body.get("tools") or ()]
-    response = {"id": response_id, "object": "response", "created_at": created_at or int(time.time()),
-            "status": "in_progress", "completed_at": None, "error": None, "incomplete_details": None,
-            "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
-            "model": model_id, "output": [], "parallel_tool_calls": body.get("parallel_tool_calls", True),
-            "previous_response_id": body.get("previous_response_id"),
-            "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
-            "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
-            "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
-            "tool_choice": body.get("tool_choice", "auto"), "tools": tools, "top_p": body.get("top_p", 1.0),
-            "truncation": "disabled", "metadata": body.get("metadata") or {}}
+    response = {
+        "id": response_id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
+        "completed_at": None, "error": None, "incomplete_details": None, "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"), "model": model_id, "output": [],
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
+        "store": body.get("store", True), "temperature": body.get("temperature", 1.0),
+        "text": {"format": (body.get("text") or {}).get("format") or {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"), "tools": tools, "top_p": body.get("top_p", 1.0),
+        "truncation": "disabled", "metadata": body.get("metadata") or {}}
     if body.get("user") is not None:
         response["user"] = body["user"]
     return response
