@@ -156,7 +156,7 @@ class ResponseStream:
     def __init__(self, response):
         self.response = response
         self.sequence = 0
-        self.items = {}              # output index -> open item (message or function call)
+        self.items = {}              # output index -> item (message or function call), open until closed
         self.message_index = None    # output index of the open message item
         self.calls = {}              # chat tool-call index -> output index
         self.finish_reason = None
