@@ -10,7 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import commands
 import dbmigrate
-from blueprints import register_blueprints
+from blueprints import cors, register_blueprints
 from config import Config, ensure_instance_secrets
 from extensions import SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
 from gateway import Gateway
@@ -55,6 +55,7 @@ def create_app(test_config=None):
     login_manager.init_app(app)
     htmx.init_app(app)
     register_blueprints(app)
+    cors.init_app(app)
     commands.init_app(app)
     with app.app_context():
         _prepare_database()

@@ -132,6 +132,7 @@ class GatewaySettings:
     groups: dict                  # name -> tuple of model ids, in file order
     price_groups: dict = field(default_factory=lambda: {"default": 1.0})   # key group -> price ratio
     user_url_allowlist: tuple = ()   # hosts / CIDRs users' base URLs may reach despite the SSRF guard
+    cors_origins: tuple = ()         # browser origins that may call the API routes ("*": any; never with cookies)
     limits: LimitSettings = LimitSettings()
     retention: RetentionSettings = RetentionSettings()
 
@@ -187,6 +188,7 @@ def parse(data, environ):
         breaker=_section(BreakerSettings, data, "circuit_breaker"),
         providers=providers, models=models, groups=groups, price_groups=_parse_price_groups(data.get("price_groups", {})),
         user_url_allowlist=_parse_allowlist(data.get("security", {})),
+        cors_origins=_parse_cors_origins(data.get("security", {})),
         limits=_section(LimitSettings, data, "limits"),
         retention=_section(RetentionSettings, data, "retention"),
     )
@@ -328,13 +330,22 @@ def _parse_price_groups(table):
 def _parse_allowlist(table):
     """`[security] user_url_allowlist = ["10.0.0.0/8", "llm.internal"]`."""
     _expect_table(table, "[security]")
-    unknown = set(table) - {"user_url_allowlist"}
+    unknown = set(table) - {"user_url_allowlist", "cors_origins"}
     if unknown:
         raise ConfigError(f"[security] {sorted(unknown)[0]}: unknown setting")
     entries = table.get("user_url_allowlist", [])
     if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
         raise ConfigError("[security] user_url_allowlist: must be a list of host names or CIDR ranges")
     return tuple(entries)
+
+
+def _parse_cors_origins(table):
+    """`[security] cors_origins = ["https://app.example.com"]` (scheme://host[:port], no path) or `["*"]`."""
+    origins = table.get("cors_origins", [])
+    if not isinstance(origins, list) or not all(
+            isinstance(o, str) and (o == "*" or re.fullmatch(r"https?://[^/\s]+", o)) for o in origins):
+        raise ConfigError('[security] cors_origins: must be a list of origins ("https://app.example.com") or ["*"]')
+    return tuple(origins)
 
 
 def _with_group(model, groups):

@@ -55,4 +55,4 @@ def openai_error(status, message, type_="invalid_request_error", code=None, para
     return response
 
 
-from blueprints.api import chat, embeddings, models  # noqa: E402,F401  (routes register on bp)
+from blueprints.api import chat, completions, embeddings, models, responses  # noqa: E402,F401  (routes register on bp)

@@ -64,20 +64,21 @@ def _chat(always_stream):
     outcome = route_chat(caller, body, turn, stream, include_usage)
     if stream:
         headers = {**SSE_HEADERS, **turn.headers(outcome.model, outcome.attempts), "X-Request-ID": g.request_id}
-        return Response(_sse(outcome, g.request_id, turn), mimetype="text/event-stream", headers=headers)
+        return Response(relay_sse(outcome, g.request_id, turn), mimetype="text/event-stream", headers=headers)
     turn.served(outcome.model, outcome.attempts, outcome.usage)
     response = jsonify(completion_out(outcome.body, g.request_id, outcome.model.id))
     response.headers.update(turn.headers(outcome.model, outcome.attempts))
     return response
 
 
-def _sse(session, request_id, turn):
-    """Relay a committed stream; a later upstream failure ends it with an error event and no [DONE]."""
+def relay_sse(session, request_id, turn, shape=chunk_out):
+    """Relay a committed stream, each chunk as `shape` makes it (a chat chunk unless the endpoint has its own);
+    a later upstream failure ends it with an error event and no [DONE]."""
     created, model_id = int(time.time()), session.model.id
     with settled(session, turn) as end:
         try:
             for chunk in session:
-                yield encode_data(chunk_out(chunk, request_id, model_id, created))
+                yield encode_data(shape(chunk, request_id, model_id, created))
             yield DONE
         except StreamInterrupted as exc:
             end.update(status=502, error=exc.message)
