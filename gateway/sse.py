@@ -17,12 +17,14 @@ def encode_data(payload):
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
-def encode_event(event, data):
-    """A named event; every line of `data` gets its own `data:` line, as the spec requires."""
+def encode_event(event, data, event_id=None):
+    """A named event; every line of `data` gets its own `data:` line, as the spec requires.
+    An `event_id` is what the browser sends back as `Last-Event-ID` when it reconnects."""
     if not isinstance(data, str):
         data = json.dumps(data, separators=(",", ":"))
     lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-    return f"event: {event}\n{lines}\n".encode()
+    id_line = f"id: {event_id}\n" if event_id is not None else ""
+    return f"event: {event}\n{id_line}{lines}\n".encode()
 
 
 def iter_events(lines):

@@ -1,8 +1,8 @@
 """Browser chat history: a user's conversations and their messages.
 
-An assistant message is created `pending` by the POST that asks the question and is streamed by
-a separate GET (EventSource can only GET). The GET flips pending → streaming with one
-conditional UPDATE, so a reconnecting EventSource can never start a second, paid upstream call.
+An assistant message is created `streaming` by the POST that asks the question, which also starts
+its generation (blueprints/web/chat_generation.py); the growing text is written to the row, so
+any page, tab, worker or instance can follow it. It ends `done`, `stopped` or `error`.
 """
 from datetime import datetime
 
@@ -12,7 +12,8 @@ import sqlalchemy.orm as so
 from extensions import db
 from models.user import utcnow
 
-PENDING, STREAMING, DONE, STOPPED, FAILED = "pending", "streaming", "done", "stopped", "error"
+STREAMING, DONE, STOPPED, FAILED = "streaming", "done", "stopped", "error"
+FINAL = (DONE, STOPPED, FAILED)
 
 
 class Conversation(db.Model):
@@ -37,7 +38,7 @@ class ChatMessage(db.Model):
     conversation_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("conversations.id"), index=True)
     role: so.Mapped[str] = so.mapped_column(sa.String(16))                       # user | assistant
     content: so.Mapped[str] = so.mapped_column(sa.Text, default="")
-    status: so.Mapped[str] = so.mapped_column(sa.String(16), default=DONE)      # pending|streaming|done|stopped|error
+    status: so.Mapped[str] = so.mapped_column(sa.String(16), default=DONE)      # streaming|done|stopped|error
     requested_model: so.Mapped[str] = so.mapped_column(sa.String(200), default="")
     model: so.Mapped[str | None] = so.mapped_column(sa.String(200))             # the model that answered
     attempts: so.Mapped[int] = so.mapped_column(default=0)                      # upstream tries (skips excluded)
@@ -45,6 +46,8 @@ class ChatMessage(db.Model):
     completion_tokens: so.Mapped[int] = so.mapped_column(default=0)
     cost: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0)          # micro-USD charged
     error: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    stop_requested: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())   # the Stop button
+    heartbeat_at: so.Mapped[datetime | None] = so.mapped_column()      # its generator was alive then
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     conversation = so.relationship("Conversation", back_populates="messages")

@@ -22,30 +22,6 @@
     if (event.target.matches && event.target.matches("[data-select-on-focus]")) event.target.select();
   });
 
-  // Stop: swap the live bubble out through htmx, whose cleanup closes its EventSource; the server
-  // then sees the disconnect, hangs up on the upstream and keeps (and bills) what was written so far.
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest("[data-stop]");
-    if (!button) return;
-    var live = button.closest("[sse-connect]");
-    if (!live) return;
-    var stopped = document.createElement("article");
-    stopped.className = "msg msg-assistant";
-    stopped.id = live.id;
-    stopped.setAttribute("data-status", "stopped");
-    var body = document.createElement("div");
-    body.className = "msg-body msg-streaming";
-    body.textContent = live.querySelector("[data-stream-body]").textContent;
-    var note = document.createElement("footer");
-    note.className = "msg-meta";
-    note.textContent = "Stopped. What was written so far is saved; reload to see it formatted.";
-    stopped.appendChild(body);
-    stopped.appendChild(note);
-    live.removeAttribute("id");
-    live.parentNode.insertBefore(stopped, live);
-    htmx.swap(live, "", { swapStyle: "delete" });
-  });
-
   // Composer: Ctrl/Cmd+Enter sends; the text box empties once the question is accepted.
   document.addEventListener("keydown", function (event) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && event.target.closest("#composer")) {

@@ -1,7 +1,7 @@
 """/chat: a user's conversations, the model picker, and posting a question.
 
-Posting saves the question and a `pending` answer and returns both bubbles; the answer's
-bubble opens an EventSource on chat_stream's route, which does the upstream call.
+Posting saves the question and the answer to come, starts its generation in the background
+(chat_generation) and returns both bubbles; the answer's bubble follows it over SSE (chat_stream).
 """
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -12,7 +12,7 @@ from blueprints.web.markdown import render_markdown
 from blueprints.web.security import protect
 from extensions import db
 from gateway import pricing
-from models.conversation import PENDING, ChatMessage, Conversation
+from models.conversation import STREAMING, ChatMessage, Conversation
 from models.user import utcnow
 
 bp = protect(Blueprint("chat", __name__, url_prefix="/chat"))
@@ -86,7 +86,7 @@ def delete(conversation_id):
 
 @bp.post("/<int:conversation_id>/messages")
 def post_message(conversation_id):
-    """Save the question and a pending answer; the answer's bubble streams itself over SSE."""
+    """Save the question and the answer to come, and start writing the answer."""
     conversation = owned_conversation(conversation_id)
     content = request.form.get("content", "").strip()
     model = request.form.get("model", "")
@@ -100,10 +100,11 @@ def post_message(conversation_id):
     if not any(m.role == "user" for m in conversation.messages):
         conversation.title = content.splitlines()[0][:TITLE_LENGTH]
     question = ChatMessage(role="user", content=content)
-    answer = ChatMessage(role="assistant", status=PENDING, requested_model=model)
+    answer = ChatMessage(role="assistant", status=STREAMING, requested_model=model, heartbeat_at=utcnow())
     conversation.messages.extend([question, answer])
     conversation.model, conversation.updated_at = model, utcnow()
     db.session.commit()
+    chat_generation.start(current_app._get_current_object(), answer)
     if not request.htmx:
         return redirect(url_for("chat.show", conversation_id=conversation.id))
     return render_template("chat/_posted.html", messages=[question, answer], conversation=conversation,
@@ -125,4 +126,4 @@ def _conversations():
                               .order_by(Conversation.updated_at.desc(), Conversation.id.desc()).limit(100)).all()
 
 
-from blueprints.web import chat_stream  # noqa: E402,F401  (the stream route registers on bp)
+from blueprints.web import chat_generation, chat_stream  # noqa: E402,F401  (the stream routes register on bp)

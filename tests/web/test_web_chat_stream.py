@@ -1,14 +1,21 @@
-"""The chat stream against a real fake upstream: one upstream call per answer, fallback, failures, stop."""
+"""The chat stream against a real fake upstream: answers written apart from the page, one upstream
+call per answer, reattaching, fallback, failures, Stop, lost workers."""
+import re
+from datetime import timedelta
+
 import sqlalchemy as sa
 import pytest
 from helpers import gateway_config
-from web_client import ask, new_conversation, stream, web  # noqa: F401  (web is a fixture)
+from web_client import WebUser, ask, new_conversation, stream, web  # noqa: F401  (web is a fixture)
 from web_checks import live_markup, named_events
 
+from blueprints.web.chat_generation import LOST_AFTER_S
+from blueprints.web.chat_stream import LOST_NOTE
 from extensions import db
 from fake_upstream import Fault
 from models import RequestLog, User
 from models.conversation import ChatMessage
+from models.user import utcnow
 
 
 @pytest.fixture
@@ -45,27 +52,63 @@ def test_answer_streams_from_the_upstream_with_history_and_usage(app, web, upstr
     assert "12 in / 7 out tokens" in events[-1][1]
 
 
-def test_reconnecting_stream_never_calls_the_upstream_twice(app, web, upstream):
-    """A second GET while the first still streams, and another after it ended: one upstream request."""
+def test_a_slow_answer_arrives_piece_by_piece(app, web, upstream):
+    upstream.script(Fault.paced(0.3), model="m1")
+    alice = web("alice")
+    events = stream(alice, ask(alice, new_conversation(alice, "m1"), "count to five", model="m1"))
+    assert [name for name, _ in events].count("token") >= 3 and events[-1][0] == "done"
+    assert token_text(events) == "Hello from the fake upstream"
+
+
+def test_two_pages_follow_one_answer_with_one_upstream_call(app, web, upstream):
+    """A reload, a second tab: each follows the same answer; the upstream is asked once."""
     upstream.script(Fault.paced(0.1), model="m1")
     alice = web("alice")
     url = ask(alice, new_conversation(alice, "m1"), "count to five", model="m1")
     first = alice.get(url, buffered=False)
     body = iter(first.response)
-    received = [next(body), next(body)]                 # the ping, then the first token
+    received = [next(body), next(body)]                 # the ping, then the first text
     assert b"event: token" in received[1]
-    with alice.get(url) as during:
-        events = named_events(during.get_data())
-    assert [name for name, _ in events] == ["done"] and "still being written" in events[0][1]
+    second = stream(alice, url)
     received += list(body)
     first.close()
-    assert len(upstream.requests) == 1
-    assert token_text(named_events(b"".join(received))) == "Hello from the fake upstream"
-    after = stream(alice, url)
-    assert [name for name, _ in after] == ["done"] and "Hello from the fake upstream" in after[0][1]
+    assert token_text(second) == token_text(named_events(b"".join(received))) == "Hello from the fake upstream"
+    assert second[-1][0] == "done" and "Hello from the fake upstream" in second[-1][1]
     assert len(upstream.requests) == 1
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(RequestLog.id))) == 1
+
+
+def test_leaving_the_page_does_not_stop_the_answer_and_a_reconnect_resumes_where_it_was(app, web, upstream):
+    upstream.script(Fault.paced(0.3), model="m1")
+    alice = web("alice")
+    url = ask(alice, new_conversation(alice, "m1"), "long answer", model="m1")
+    response = alice.get(url, buffered=False)
+    body = iter(response.response)
+    assert next(body) == b": ping\n\n"
+    first = next(body)
+    response.close()                                    # F5, or another conversation clicked
+    seen = int(re.search(rb"^id: (\d+)$", first, re.M).group(1))
+    shown = token_text(named_events(first))
+    assert seen == len(shown) > 0
+    rest = stream(alice, url, headers={"Last-Event-ID": str(seen)})
+    assert shown + token_text(rest) == "Hello from the fake upstream"
+    row = answer(app)
+    assert (row.status, row.content, row.error) == ("done", "Hello from the fake upstream", None)
+    with app.app_context():
+        assert db.session.scalar(sa.select(RequestLog.status)) == 200
+
+
+def test_another_worker_follows_the_live_answer(app, make_app, web, upstream):
+    """Whichever worker (or instance) serves the reconnect finds the answer: it is read from the database."""
+    upstream.script(Fault.paced(0.2), model="m1")
+    alice = web("alice")
+    url = ask(alice, new_conversation(alice, "m1"), "long answer", model="m1")
+    elsewhere = WebUser(make_app(gateway_config(upstream, ["m1", "m2"], groups={"main": ["m1", "m2"]})).test_client())
+    elsewhere.login("alice")
+    events = stream(elsewhere, url)
+    assert token_text(events) == "Hello from the fake upstream" and events[-1][0] == "done"
+    assert len(upstream.requests) == 1
 
 
 def test_failing_model_falls_back_and_the_bubble_says_who_answered(app, web, upstream):
@@ -104,23 +147,42 @@ def test_stream_broken_midway_keeps_the_text_and_shows_the_error(app, web, upstr
     assert len(upstream.requests) == 1                 # never retried after text was sent
 
 
-def test_closing_the_stream_stops_the_upstream_and_keeps_the_partial_answer(app, web, upstream):
-    """What the Stop button does: the EventSource closes, the server hangs up on the upstream."""
+def test_stop_ends_the_answer_for_every_page_and_bills_what_was_written(app, web, upstream):
     upstream.script(Fault.paced(0.3), model="m1")
     alice = web("alice")
-    response = alice.get(ask(alice, new_conversation(alice, "m1"), "long answer", model="m1"), buffered=False)
+    url = ask(alice, new_conversation(alice, "m1"), "long answer", model="m1")
+    response = alice.get(url, buffered=False)
     body = iter(response.response)
     assert next(body) == b": ping\n\n"
-    first_token = next(body)
-    response.close()
+    first_text = token_text(named_events(next(body)))
+    answer_id = re.search(r"/messages/(\d+)/stream", url).group(1)
+    assert alice.post(f"/chat/messages/{answer_id}/stop").status_code == 204
+    events = named_events(b"".join(body))
+    assert events[-1][0] == "done" and "· stopped" in events[-1][1]
     assert upstream.wait_for_hangup(0)
     row = answer(app)
-    assert row.status == "stopped" and row.content and row.content in "Hello from the fake upstream"
-    assert row.content.startswith(token_text(named_events(first_token)))
+    assert row.status == "stopped" and row.content.startswith(first_text) and row.content != "Hello from the fake upstream"
+    assert row.completion_tokens > 0
     with app.app_context():
         log = db.session.scalar(sa.select(RequestLog))
-        assert (log.status, log.error) == (499, "client disconnected")
+        assert (log.status, log.error) == (499, "stopped by the user")
     assert "· stopped" in alice.get(f"/chat/{row.conversation_id}").get_data(as_text=True)
+
+
+def test_an_answer_whose_worker_died_is_marked_failed_by_its_reader(app, web, upstream):
+    alice = web("alice")
+    conversation_id = new_conversation(alice, "m1")
+    with app.app_context():
+        orphan = ChatMessage(conversation_id=conversation_id, role="assistant", status="streaming", content="Half",
+                             requested_model="m1", heartbeat_at=utcnow() - timedelta(seconds=LOST_AFTER_S + 1))
+        db.session.add(orphan)
+        db.session.commit()
+        orphan_id = orphan.id
+    events = stream(alice, f"/chat/messages/{orphan_id}/stream?after=4")
+    assert [name for name, _ in events] == ["done"] and LOST_NOTE in events[0][1]
+    row = answer(app)
+    assert (row.status, row.content, row.error) == ("error", "Half", LOST_NOTE)
+    assert upstream.requests == []
 
 
 def test_model_output_is_rendered_inert(app, web, upstream):

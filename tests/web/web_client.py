@@ -4,9 +4,12 @@ Not a conftest.py on purpose: the suite imports helpers with `from conftest impo
 second conftest module would shadow the root one. Test modules import the `web` fixture from here.
 """
 import re
+import time
 
 import pytest
 from web_checks import named_events
+
+from blueprints.web.chat_generation import LIVE
 
 PASSWORD = "correct-horse-battery"
 _FORM_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -51,13 +54,19 @@ class WebUser:
 
 @pytest.fixture
 def web(app):
-    """`web("alice")` → a registered, logged-in WebUser on the app (the first one is the admin)."""
+    """`web("alice")` → a registered, logged-in WebUser on the app (the first one is the admin).
+
+    At the end, every chat answer the test started has been written out (none outlives its database)."""
     def make(username=None):
         user = WebUser(app.test_client())
         if username:
             user.register(username)
         return user
-    return make
+    yield make
+    deadline = time.monotonic() + 15
+    while LIVE.ids and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not LIVE.ids, "a chat answer was still being written when its test ended"
 
 
 
@@ -75,8 +84,8 @@ def ask(user, conversation_id, content, model="demo-chat"):
     return re.search(r'sse-connect="([^"]+)"', response.get_data(as_text=True)).group(1)
 
 
-def stream(user, url):
+def stream(user, url, **kwargs):
     """Read a whole answer stream; returns its named events."""
-    with user.get(url) as response:
+    with user.get(url, **kwargs) as response:
         assert response.status_code == 200 and response.mimetype == "text/event-stream"
         return named_events(response.get_data())
