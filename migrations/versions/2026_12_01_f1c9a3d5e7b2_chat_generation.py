@@ -1,7 +1,7 @@
 """Chat answers generated apart from the page: the Stop flag and the generator's heartbeat.
 
 Revision ID: f1c9a3d5e7b2
-Revises: e2b7d4a91c06
+Revises: b5d2f7e3a8c1
 Create Date: 2026-12-01 14:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f1c9a3d5e7b2'
-down_revision = 'e2b7d4a91c06'
+down_revision = 'b5d2f7e3a8c1'
 branch_labels = None
 depends_on = None
 
