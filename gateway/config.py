@@ -73,6 +73,7 @@ class RetentionSettings:
     request_logs_days: int = 90
     activity_logs_days: int = 365
     reservations_days: int = 7    # settled and released holds; a held one is never pruned
+    stored_responses_days: int = 30   # /v1/responses kept for previous_response_id (OpenAI keeps 30 days)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from extensions import begin_write, db
 from models.activity_log import ActivityLog
 from models.credit import HELD, Reservation
 from models.request_log import RequestLog
+from models.stored_response import StoredResponse
 from models.user import utcnow
 
 BATCH = 5000
@@ -18,7 +19,8 @@ def expired(settings, now=None):
     now = now or utcnow()
     targets = ((RequestLog, settings.request_logs_days, ()),
                (ActivityLog, settings.activity_logs_days, ()),
-               (Reservation, settings.reservations_days, (Reservation.status != HELD,)))
+               (Reservation, settings.reservations_days, (Reservation.status != HELD,)),
+               (StoredResponse, settings.stored_responses_days, ()))
     return [(model, sa.and_(model.created_at < now - timedelta(days=days), *extra))
             for model, days, extra in targets if days > 0]
 
