@@ -40,7 +40,7 @@ def build_app(database_url):
 
 
 def fill(app, rows):
-    """Users (user0 is the admin), their keys, and `rows` log rows; returns the raw key of user1's first key."""
+    """Users (user0 is the admin), their keys, and `rows` log rows; returns the raw first keys of user0 and user1."""
     rng = random.Random(7)
     with app.app_context():
         users = []
@@ -52,12 +52,12 @@ def fill(app, rows):
             db.session.add(user)
             users.append(user)
         db.session.flush()
-        keys, raw_key = [], None
+        keys, raw_keys = [], {}
         for user in users:
             for k in range(KEYS_PER_USER):
                 row, raw = ApiKey.issue(user, f"key{k}")
                 keys.append(row)
-                raw_key = raw_key or (raw if user.username == "user1" else None)
+                raw_keys.setdefault(user.username, raw)
         db.session.commit()
         key_owner = [(key.id, key.user_id) for key in keys]
         now, span = utcnow(), DAYS * 86400
@@ -84,7 +84,7 @@ def fill(app, rows):
         else:
             db.session.execute(sa.text("ANALYZE"))
         db.session.commit()
-    return raw_key
+    return raw_keys["user0"], raw_keys["user1"]
 
 
 def signed_in(app, username):
@@ -106,18 +106,23 @@ def timed(call, runs):
     return times, response
 
 
-def cases(app, user_key):
+def cases(app, admin_key, user_key):
     """(what, client, path, headers): every filter of the log pages and APIs, as a user and as an admin."""
     admin, user = signed_in(app, "user0"), signed_in(app, "user1")
-    bearer = {"Authorization": f"Bearer {user_key}"}
+    bearer, admin_bearer = {"Authorization": f"Bearer {user_key}"}, {"Authorization": f"Bearer {admin_key}"}
     day = 86400
     now = int(time.time())
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    with app.app_context():
+        user7 = db.session.scalar(sa.select(User.id).where(User.username == "user7"))
     return [
         ("GET /api/logs (own, first page)", user, "/api/logs?p=1&page_size=50", bearer),
         ("GET /api/logs model_name", user, "/api/logs?model_name=model-3&page_size=50", bearer),
         ("GET /api/logs token_name", user, "/api/logs?token_name=key1&page_size=50", bearer),
         ("GET /api/logs last 24 h", user, f"/api/logs?start_timestamp={now - day}&end_timestamp={now}", bearer),
         ("GET /api/logs page 20", user, "/api/logs?p=20&page_size=50", bearer),
+        ("GET /api/logs (admin, all users)", user, "/api/logs?p=1&page_size=50", admin_bearer),
+        ("GET /api/logs (admin, username)", user, "/api/logs?username=user7&page_size=50", admin_bearer),
         ("GET /api/models/catalog (uptime, latency)", user, "/api/models/catalog", bearer),
         ("/usage (30 days)", user, "/usage", {}),
         ("/usage.csv", user, "/usage.csv", {}),
@@ -125,8 +130,9 @@ def cases(app, user_key):
         ("/admin/requests model", admin, "/admin/requests?model=model-3", {}),
         ("/admin/requests status 502", admin, "/admin/requests?status=502", {}),
         ("/admin/requests user", admin, "/admin/requests?user=user7", {}),
-        ("/admin/requests last hour", admin, f"/admin/requests?since={now - 3600}", {}),
-        ("/usage of a user (admin)", admin, "/usage?user=user7", {}),
+        ("/admin/requests today", admin, f"/admin/requests?since={today}", {}),
+        ("/admin/requests user + model", admin, "/admin/requests?user=user7&model=model-3", {}),
+        ("/usage of a user (admin)", admin, f"/usage?user={user7}", {}),
     ]
 
 
@@ -139,12 +145,12 @@ def main():
     folder = tempfile.mkdtemp(prefix="logs-million-")
     app = build_app(args.database_url or f"sqlite:///{folder}/gateway.sqlite")
     started = time.perf_counter()
-    user_key = fill(app, args.rows)
+    keys = fill(app, args.rows)
     with app.app_context():
         dialect = db.engine.dialect.name
     print(f"filled {args.rows:,} rows on {dialect} in {time.perf_counter() - started:.0f} s\n")
     print("| page or call | status | median ms | slowest ms |\n|---|---|---|---|")
-    for what, client, path, headers in cases(app, user_key):
+    for what, client, path, headers in cases(app, *keys):
         times, response = timed(lambda: client.get(path, headers=headers), args.runs)
         print(f"| {what} | {response.status_code} | {statistics.median(times):.1f} | {max(times):.1f} |")
     with app.app_context():
