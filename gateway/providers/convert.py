@@ -42,3 +42,35 @@ def add_turn(turns, role, items, field):
 def chunk(delta, finish_reason=None):
     """An OpenAI chunk body (the router adds id, model and created)."""
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+# The caller's own request in its native wire format travels beside the OpenAI form under this key,
+# so a target of the same family gets it whole (cache hints, thinking signatures, betas). Client
+# bodies can never carry it: validation.chat_request removes it.
+NATIVE = "x_gateway_native"
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}   # reasoning_effort ⇄ thinking budget
+
+
+def native_of(body, family):
+    """The native request {"family", "body", "headers", "lost"} when it came in `family`'s format, else None."""
+    native = body.get(NATIVE)
+    return native if native and native["family"] == family else None
+
+
+def lost_in_translation(body):
+    """What the OpenAI form of a native request could not carry (listed as dropped for other families)."""
+    native = body.get(NATIVE)
+    return list(native["lost"]) if native else []
+
+
+def effort_for_budget(budget):
+    """A thinking budget (tokens) as the nearest reasoning_effort that does not think less."""
+    return next((effort for effort, tokens in EFFORT_BUDGETS.items() if budget <= tokens), "high")
+
+
+def schema_tool(response_format):
+    """Structured output as one tool whose arguments are the answer: (tool name, JSON schema), or None."""
+    if (response_format or {}).get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema") or {}
+    return spec.get("name") or "structured_output", spec.get("schema") or {"type": "object"}

@@ -5,7 +5,8 @@ import urllib.parse
 
 from gateway import errors
 from gateway.providers.base import HttpCall, ProviderAdapter, json_event
-from gateway.providers.convert import add_turn, chunk, split_data_url, text_of, tool_arguments
+from gateway.providers.convert import (EFFORT_BUDGETS, add_turn, chunk, schema_tool, split_data_url, text_of,
+                                       tool_arguments)
 from gateway.tokens import estimate_text
 
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
@@ -20,6 +21,8 @@ _UNSAFE_IN_NAME = ("/", "..", "?", "#", "%", "\\", ":")
 class GeminiAdapter(ProviderAdapter):
     family = "gemini"
     supports_embeddings = True
+    ignored_fields = ("logit_bias", "store", "metadata", "parallel_tool_calls", "service_tier", "prediction", "user")
+    refused_fields = ("logprobs", "top_logprobs")
 
     def chat_call(self, target, body, stream):
         system, contents = to_gemini_contents(body["messages"])
@@ -34,6 +37,11 @@ class GeminiAdapter(ProviderAdapter):
             config["stopSequences"] = [body["stop"]] if isinstance(body["stop"], str) else body["stop"]
         if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
             config["responseMimeType"] = "application/json"
+        answer = schema_tool(body.get("response_format"))
+        if answer:
+            config["responseJsonSchema"] = answer[1]
+        if body.get("reasoning_effort") in EFFORT_BUDGETS:
+            config["thinkingConfig"] = {"thinkingBudget": EFFORT_BUDGETS[body["reasoning_effort"]]}
         if config:
             payload["generationConfig"] = config
         if body.get("tools"):
@@ -45,7 +53,7 @@ class GeminiAdapter(ProviderAdapter):
         method, params = ("streamGenerateContent", {"alt": "sse"}) if stream else ("generateContent", {})
         return HttpCall(self._url(target, method), self._headers(target), payload, params)
 
-    def parse_chat(self, payload, target):
+    def parse_chat(self, payload, target, body=None):
         candidates = payload.get("candidates")
         if not candidates:
             if (payload.get("promptFeedback") or {}).get("blockReason"):
@@ -60,7 +68,7 @@ class GeminiAdapter(ProviderAdapter):
         return {"choices": [{"index": 0, "message": message, "finish_reason": _finish(candidate, tool_calls)}],
                 "usage": _usage(payload)}
 
-    def stream_chunks(self, events, target):
+    def stream_chunks(self, events, target, body=None):
         """Every event is a whole GenerateContentResponse holding the next piece; the stream simply ends."""
         yield chunk({"role": "assistant", "content": ""})
         finished, calls, usage = False, 0, None
@@ -86,6 +94,8 @@ class GeminiAdapter(ProviderAdapter):
             yield {"choices": [], "usage": usage}
 
     def embeddings_call(self, target, body):
+        if isinstance(body["input"], list) and not isinstance(body["input"][0], str):
+            raise errors.BadRequest("Gemini embeds text only: send 'input' as text, not token ids.", "input")
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         name = f"models/{_safe_name(target.model.upstream_name)}"
         payload = {"requests": [{"model": name, "content": {"parts": [{"text": text}]}} for text in inputs]}
@@ -164,6 +174,12 @@ def _content_parts(content):
                 parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
             else:
                 parts.append({"fileData": {"mimeType": "image/*", "fileUri": url}})
+        elif part.get("type") == "file":
+            inline = split_data_url(part["file"].get("file_data") or "")
+            if not inline:
+                raise errors.BadRequest("A Gemini upstream reads files sent inline ('file.file_data'), not by "
+                                        "'file_id'.", "messages")
+            parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
     return parts
 
 
@@ -188,10 +204,13 @@ def _finish(candidate, tool_calls):
 
 
 def _usage(payload):
+    """Gemini usage as OpenAI's: the prompt count includes cached content; thoughts are output, named apart."""
     meta = payload.get("usageMetadata") or {}
-    prompt = int(meta.get("promptTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    prompt, thoughts = int(meta.get("promptTokenCount") or 0), int(meta.get("thoughtsTokenCount") or 0)
+    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
+            "completion_tokens_details": {"reasoning_tokens": thoughts}}
 
 
 def _declaration(tool):

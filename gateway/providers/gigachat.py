@@ -101,7 +101,7 @@ class GigaChatAdapter(ProviderAdapter):
         return HttpCall(f"{target.base_url}/chat/completions", headers, payload,
                         verify=target.provider.ca_bundle or True)
 
-    def parse_chat(self, payload, target):
+    def parse_chat(self, payload, target, body=None):
         if not isinstance(payload.get("choices"), list):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answer has no choices")
         choices = []
@@ -116,7 +116,7 @@ class GigaChatAdapter(ProviderAdapter):
                             "finish_reason": FINISH_REASONS.get(choice.get("finish_reason"), "stop")})
         return {"choices": choices, "usage": payload.get("usage") or {}}
 
-    def stream_chunks(self, events, target):
+    def stream_chunks(self, events, target, body=None):
         calls = 0
         for event in events:
             if event.data.strip() == "[DONE]":
