@@ -4,7 +4,8 @@ import json
 
 from gateway import validation
 from gateway.errors import BadRequest, StreamInterrupted
-from gateway.providers.convert import NATIVE, effort_for_budget
+from gateway.native import NATIVE
+from gateway.providers.convert import effort_for_budget
 from gateway.sse import encode_event
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}

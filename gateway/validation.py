@@ -1,6 +1,6 @@
 """Validation of OpenAI-shaped request bodies: bad input is refused before any upstream call."""
 from gateway.errors import BadRequest
-from gateway.providers.convert import NATIVE
+from gateway.native import NATIVE
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_TOKENS_CAP = 1_000_000

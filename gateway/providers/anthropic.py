@@ -4,8 +4,9 @@ import json
 
 from gateway import answers, errors
 from gateway.providers.base import HttpCall, ProviderAdapter, json_event
-from gateway.providers.convert import (EFFORT_BUDGETS, add_turn, chunk, native_of, schema_tool, split_data_url,
-                                       text_of, tool_arguments)
+from gateway.native import native_of
+from gateway.providers.convert import (EFFORT_BUDGETS, add_turn, chunk, schema_tool, split_data_url, text_of,
+                                       tool_arguments)
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096         # Anthropic requires max_tokens; OpenAI callers often omit it

@@ -12,7 +12,7 @@ import requests
 import urllib3
 
 from gateway import answers, errors, ssrf
-from gateway.providers.convert import NATIVE, lost_in_translation, native_of
+from gateway.native import NATIVE, lost_in_translation, native_of
 from gateway.sse import iter_events
 from gateway.tokens import estimate_prompt
 

@@ -44,23 +44,7 @@ def chunk(delta, finish_reason=None):
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
 
 
-# The caller's own request in its native wire format travels beside the OpenAI form under this key,
-# so a target of the same family gets it whole (cache hints, thinking signatures, betas). Client
-# bodies can never carry it: validation.chat_request removes it.
-NATIVE = "x_gateway_native"
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}   # reasoning_effort ⇄ thinking budget
-
-
-def native_of(body, family):
-    """The native request {"family", "body", "headers", "lost"} when it came in `family`'s format, else None."""
-    native = body.get(NATIVE)
-    return native if native and native["family"] == family else None
-
-
-def lost_in_translation(body):
-    """What the OpenAI form of a native request could not carry (listed as dropped for other families)."""
-    native = body.get(NATIVE)
-    return list(native["lost"]) if native else []
 
 
 def effort_for_budget(budget):
