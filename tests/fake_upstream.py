@@ -122,6 +122,7 @@ class FakeUpstream:
         self.usage = (12, 7)
         self.cache = (0, 0)              # (read, written) prompt-cache tokens to report; Anthropic: when asked to cache
         self.reasoning_tokens = 0        # of the completion tokens, reported as reasoning when > 0
+        self.call_tools = True           # answer a user turn with a call of the first tool offered
         self.chunks = 5
         self.token_ttl_s = 1800          # GigaChat access tokens handed out by /api/v2/oauth
         self.tokens_issued = 0
@@ -456,12 +457,12 @@ def _reply(up, record):
     return up.reply_text if schema is None else json.dumps(example_of(schema))
 
 
-def _tool_call(record):
+def _tool_call(up, record):
     """(name, arguments) of the tool call to answer with, or None: a forced tool gets arguments from its schema."""
     forced = _forced_tool(record)
     if forced:
         return forced[0], example_of(forced[1])
-    tool = _tool_name(record)
+    tool = _tool_name(record) if up.call_tools else None
     return (tool, {"x": 1}) if tool else None
 
 
@@ -470,7 +471,7 @@ class _OpenAI:
 
     @staticmethod
     def complete(up, record):
-        tool = _tool_call(record)
+        tool = _tool_call(up, record)
         message = {"role": "assistant", "content": _reply(up, record)}
         if tool:
             message = {"role": "assistant", "content": None, "tool_calls": [
@@ -498,7 +499,7 @@ class _OpenAI:
         def chunk(delta, finish=None):
             return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         yield chunk({"role": "assistant", "content": ""})
-        tool = _tool_call(record)
+        tool = _tool_call(up, record)
         if tool:
             yield chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
                                          "function": {"name": tool[0], "arguments": ""}}]})
@@ -548,7 +549,7 @@ class _Anthropic:
 
     @staticmethod
     def complete(up, record):
-        tool = _tool_call(record)
+        tool = _tool_call(up, record)
         content = [{"type": "tool_use", "id": "toolu_1", "name": tool[0], "input": tool[1]}] if tool else \
             [{"type": "text", "text": _reply(up, record)}]
         if _Anthropic.thinks(record):
@@ -559,7 +560,7 @@ class _Anthropic:
 
     @staticmethod
     def stream_events(up, record):
-        tool = _tool_call(record)
+        tool = _tool_call(up, record)
         start = _Anthropic.usage(up, record, 1)
         yield _sse({"type": "message_start", "message": {
             "id": "msg_fake", "type": "message", "role": "assistant", "model": record.model, "content": [],
@@ -618,7 +619,7 @@ class _Gemini:
 
     @staticmethod
     def complete(up, record):
-        tool = _tool_call(record)
+        tool = _tool_call(up, record)
         part = {"functionCall": {"name": tool[0], "args": tool[1]}} if tool else {"text": _reply(up, record)}
         return {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
                 "usageMetadata": _Gemini._usage(up), "modelVersion": record.model}
