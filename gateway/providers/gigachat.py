@@ -96,6 +96,14 @@ class GigaChatAdapter(ProviderAdapter):
                                     "serving this model; remove it or choose another model.", "response_format",
                                     "unsupported_parameter")
 
+    def dropped_params(self, body):
+        """GigaChat reads text only: image and file parts are listed too."""
+        dropped = super().dropped_params(body)
+        if any(isinstance(m.get("content"), list) and any(p.get("type") != "text" for p in m["content"])
+               for m in body["messages"]):
+            dropped.append("messages.content (image and file parts)")
+        return dropped
+
     def chat_call(self, target, body, stream):
         payload = {k: body[k] for k in _FORWARDED if k in body}
         payload["model"] = target.model.upstream_name

@@ -59,3 +59,11 @@ def test_a_body_cannot_smuggle_a_native_request(gateway, upstream):
                                                         "x_gateway_native": smuggled})
     assert response.status_code == 200
     assert "system" not in upstream.requests[0].body and "anthropic-beta" not in upstream.requests[0].headers
+
+
+def test_gigachat_lists_the_parts_it_cannot_read(gateway):
+    client, headers = gateway
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    response = client.post(CHAT, headers=headers, json={"model": "gigachat", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]}]})
+    assert response.headers["X-Gateway-Dropped-Params"] == "messages.content (image and file parts)"
