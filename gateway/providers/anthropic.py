@@ -49,6 +49,8 @@ class AnthropicAdapter(ProviderAdapter):
         if native_of(body, self.family) is None:
             if body.get("reasoning_effort") and _thinking(body) is None:
                 dropped.append("reasoning_effort")
+            if _thinking(body) and body.get("temperature") is not None:
+                dropped.append("temperature")           # Anthropic thinks at its default temperature only
             if (body.get("response_format") or {}).get("type") == "json_object":
                 dropped.append("response_format")
         return dropped
@@ -185,7 +187,7 @@ def _payload(body, stream):
     thinking = _thinking(body)
     if thinking:
         payload["thinking"] = thinking
-        payload.pop("temperature", None)        # Anthropic requires the default temperature while thinking
+        payload.pop("temperature", None)        # Anthropic requires the default temperature while thinking (listed)
     if stream:
         payload["stream"] = True
     return payload

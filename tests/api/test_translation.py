@@ -60,14 +60,15 @@ def test_reasoning_metadata_store_reach_openai_and_nothing_is_dropped(client, up
 
 def test_anthropic_thinks_for_reasoning_effort_and_lists_what_it_ignores(client, upstream):
     """reasoning_effort becomes a thinking budget within max_tokens; its thinking comes back as
-    reasoning_content; metadata, store and seed have no Anthropic equivalent and are listed."""
+    reasoning_content; metadata, store and seed have no Anthropic equivalent, and a thinking Anthropic
+    model takes no temperature: all are listed."""
     raw = client.chat.completions.with_raw_response.create(
         model="claude-x", messages=HELLO, reasoning_effort="medium", max_tokens=3000, metadata={"team": "a"},
         store=True, seed=7, temperature=0.5)
     body = upstream.requests[0].body
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2999} and "temperature" not in body
     assert "metadata" not in body and "seed" not in body
-    assert set(raw.headers["X-Gateway-Dropped-Params"].split(", ")) == {"seed", "store", "metadata"}
+    assert set(raw.headers["X-Gateway-Dropped-Params"].split(", ")) == {"seed", "store", "metadata", "temperature"}
     message = raw.parse().choices[0].message
     assert message.content == upstream.reply_text and message.model_extra["reasoning_content"] == "Let me think."
 

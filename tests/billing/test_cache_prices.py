@@ -1,6 +1,8 @@
 """Cache- and reasoning-aware prices (SPEC 5): cache reads and writes at their own prices, reasoning at
 the output price, from every family's usage details; the request log keeps the breakdown, the answer
 carries `usage.cost`, and the hold stays an upper bound when writing a cache costs more than input."""
+import time
+
 import anthropic
 import openai
 import pytest
@@ -33,6 +35,14 @@ def served(make_app, upstream):
         yield app, user_id, base, key
 
 
+def settled_charges(app, user_id, count):
+    """The user's charges once `count` are booked: a stream is settled just after its last byte left."""
+    deadline = time.monotonic() + 5
+    while len(charges(app, user_id)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return charges(app, user_id)
+
+
 def _log(app):
     with app.app_context():
         row = db.session.scalars(sa.select(RequestLog).order_by(RequestLog.id.desc())).first()
@@ -58,7 +68,7 @@ def test_anthropic_cache_reads_and_writes_are_billed_at_their_prices(served, ups
     assert (message.usage.input_tokens, message.usage.cache_read_input_tokens,
             message.usage.cache_creation_input_tokens) == (12, 100, 40)
     assert cost == expected / MICRO
-    assert charges(app, user_id) == [-expected]
+    assert settled_charges(app, user_id, 1) == [-expected]
     assert _log(app) == (152, 100, 40, 7, 0, expected, {"input": 12_000, "cache_read": 10_000, "cache_write": 50_000,
                                                          "output": 14_000, "reasoning": 0, "request": 0})
 
@@ -83,7 +93,7 @@ def test_cached_and_reasoning_tokens_from_openai_and_gemini(served, upstream, fa
     chunks = list(client.chat.completions.create(model=f"{family}-x", messages=[{"role": "user", "content": "hi"}],
                                                  stream=True, stream_options={"include_usage": True}))
     assert chunks[-1].usage.model_extra["cost"] == expected / MICRO
-    assert charges(app, user_id) == [-expected, -expected]
+    assert settled_charges(app, user_id, 2) == [-expected, -expected]
 
 
 def test_cache_prices_default_to_the_input_price(tmp_path):
