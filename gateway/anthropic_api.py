@@ -1,5 +1,6 @@
 """The Anthropic Messages API as a front door: requests become OpenAI-shaped bodies for the one
-routing pipeline, and OpenAI answers and chunks become Anthropic messages and events."""
+routing pipeline (carrying the original for Anthropic upstreams, gateway.native), and OpenAI
+answers and chunks become Anthropic messages and events (an Anthropic upstream's own relayed)."""
 import json
 
 from gateway import validation
@@ -114,7 +115,6 @@ def _reasoning_and_format(body, chat, notes):
 
 def message_from_completion(completion, model_id, message_id, cost=None):
     """An OpenAI chat.completion as an Anthropic `message`: an Anthropic upstream's own, when it answered."""
-    usage = {**usage_from_openai(completion.get("usage")), "cost": cost}
     if completion.get("native"):
         return {**completion["native"], "id": message_id, "model": model_id,
                 "usage": {**completion["native"].get("usage", {}), "cost": cost}}
@@ -125,7 +125,7 @@ def message_from_completion(completion, model_id, message_id, cost=None):
         content.append(_tool_use(call))
     return {"id": message_id, "type": "message", "role": "assistant", "model": model_id, "content": content,
             "stop_reason": STOP_REASONS.get(choice.get("finish_reason"), "end_turn"), "stop_sequence": None,
-            "usage": usage}
+            "usage": {**usage_from_openai(completion.get("usage")), "cost": cost}}
 
 
 def usage_from_openai(usage):

@@ -1,10 +1,13 @@
 """Translates OpenAI chat.completions to and from Anthropic's Messages API (/v1/messages),
-including images, tool calls, usage, stop reasons, errors and the event stream."""
+including images, documents, tool calls, thinking, usage (cache reads and writes), stop reasons,
+errors and the event stream; structured output and reasoning_effort are emulated. A request that
+came in Anthropic's own format is sent whole instead, and answered with Anthropic's own answer
+(gateway.native)."""
 import json
 
 from gateway import answers, errors
-from gateway.providers.base import HttpCall, ProviderAdapter, json_event
 from gateway.native import native_of
+from gateway.providers.base import HttpCall, ProviderAdapter, json_event
 from gateway.providers.convert import (EFFORT_BUDGETS, add_turn, chunk, schema_tool, split_data_url, text_of,
                                        tool_arguments)
 

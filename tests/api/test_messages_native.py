@@ -134,3 +134,14 @@ def test_models_list_in_anthropic_shape(served):
     models = list(served.models.list())
     assert {m.id for m in models} == {"claude-x", "gpt-x"} and all(m.type == "model" for m in models)
     assert served.models.retrieve("claude-x").display_name == "claude-x"
+
+
+def test_openai_usage_details_come_back_in_anthropic_terms(served, upstream):
+    """OpenAI counts cached tokens inside prompt_tokens; Anthropic callers get them apart, stream or not."""
+    upstream.cache = (5, 0)
+    request = {"model": "gpt-x", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    usage = served.messages.create(**request).usage
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (7, 5, 7)
+    with served.messages.stream(**request) as stream:
+        usage = stream.get_final_message().usage
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (7, 5, 7)
