@@ -1,6 +1,6 @@
 """GET /v1/models and /v1/models/{id}: only the models this key may use, in OpenAI's shape, or in
 Anthropic's when the caller sends `anthropic-version` (as the Anthropic SDKs and Claude Code do)."""
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import jsonify, request
 
@@ -10,7 +10,7 @@ from blueprints.api.records import current_gateway
 from gateway.errors import ModelNotFound
 
 CREATED = 1_700_000_000     # the catalog has no creation dates; a fixed one keeps answers stable
-CREATED_AT = datetime.fromtimestamp(CREATED, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+CREATED_AT = datetime.fromtimestamp(CREATED, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def model_object(model):

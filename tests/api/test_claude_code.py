@@ -39,7 +39,7 @@ def claude(make_app, upstream, tmp_path):
 
         def run(*args):
             done = subprocess.run([binary, "-p", "say hi", *args], env=env, cwd=home, capture_output=True,
-                                  text=True, timeout=120)
+                                  text=True, timeout=120, check=False)
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
             return done.stdout
         yield run
@@ -49,7 +49,7 @@ def test_claude_code_default_model_on_an_anthropic_upstream(claude, upstream):
     """Its first request (a `system` message inside `messages`, adaptive thinking, context_management,
     betas) reaches the Anthropic upstream whole, and the answer comes back."""
     assert upstream.reply_text in claude()
-    sent = [r for r in upstream.requests if r.endpoint == "chat"][0]
+    sent = next(r for r in upstream.requests if r.endpoint == "chat")
     assert sent.model == DEFAULT_MODEL and sent.body["stream"] is True
     assert "claude-code-20250219" in sent.headers["anthropic-beta"]
     assert all(m["role"] in ("user", "assistant") for m in sent.body["messages"])
@@ -61,7 +61,7 @@ def test_claude_code_default_model_on_an_anthropic_upstream(claude, upstream):
 def test_claude_code_on_an_openai_upstream(claude, upstream):
     """With --model naming an OpenAI-served model, Claude Code gets its answer from the OpenAI form."""
     assert upstream.reply_text in claude("--model", "gpt-x")
-    sent = [r for r in upstream.requests if r.family == "openai"][0]
+    sent = next(r for r in upstream.requests if r.family == "openai")
     assert sent.model == "gpt-5" and sent.body["stream"] is True
     assert [m["role"] for m in sent.body["messages"]][:1] == ["system"]
     assert "reasoning_effort" in sent.body and "anthropic-beta" not in sent.headers

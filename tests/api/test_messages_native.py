@@ -43,8 +43,7 @@ def served(make_app, upstream):
 def _stream(client, model):
     with client.messages.stream(model=model, max_tokens=2000, system=SYSTEM, messages=HISTORY, tools=TOOLS,
                                 thinking={"type": "enabled", "budget_tokens": 1500}, extra_body={"top_k": 5}) as stream:
-        events = list(stream)
-        return stream.get_final_message(), events, stream.response.headers
+        return stream.get_final_message(), stream.response.headers
 
 
 def test_anthropic_upstream_gets_the_request_whole(served, upstream):
@@ -52,7 +51,7 @@ def test_anthropic_upstream_gets_the_request_whole(served, upstream):
     Anthropic upstream unchanged; the system message inside `messages` joins `system`; the answer's
     thinking block keeps its signature and the usage reports the cache."""
     upstream.cache = (100, 40)
-    message, events, headers = _stream(served, "claude-x")
+    message, headers = _stream(served, "claude-x")
     sent = upstream.requests[0]
     assert sent.headers["anthropic-beta"] == BETA
     assert sent.headers["anthropic-version"] == served.default_headers["anthropic-version"]       # the caller's own
@@ -72,7 +71,7 @@ def test_anthropic_upstream_gets_the_request_whole(served, upstream):
 def test_openai_upstream_gets_its_own_form_and_the_caller_sees_what_was_dropped(served, upstream):
     """For an OpenAI upstream: thinking becomes reasoning_effort, the PDF a file part, the tool error a
     marked result, the inline system message stays in place; what has no equivalent is listed."""
-    message, _, headers = _stream(served, "gpt-x")
+    message, headers = _stream(served, "gpt-x")
     body = upstream.requests[0].body
     assert body["reasoning_effort"] == "low"
     roles = [m["role"] for m in body["messages"]]

@@ -59,7 +59,7 @@ def test_anthropic_cache_reads_and_writes_are_billed_at_their_prices(served, ups
     client = anthropic.Anthropic(base_url=base, api_key=key, max_retries=0)
     if stream:
         with client.messages.stream(model="anthropic-x", max_tokens=50, messages=CACHED) as events:
-            cost = [e.usage.model_extra["cost"] for e in events if e.type == "message_delta"][0]
+            cost = next(e.usage.model_extra["cost"] for e in events if e.type == "message_delta")
             message = events.get_final_message()
     else:
         message = client.messages.create(model="anthropic-x", max_tokens=50, messages=CACHED)
