@@ -24,7 +24,7 @@ _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "
 
 def request_from_anthropic(body, headers=None):
     """An Anthropic /v1/messages body as an OpenAI chat body (validated like /v1/chat/completions),
-    carrying the request itself for Anthropic upstreams (convert.NATIVE): they get it whole, with
+    carrying the request itself for Anthropic upstreams (gateway.native): they get it whole, with
     the caller's `anthropic-version` / `anthropic-beta` headers; other families get the OpenAI form,
     and what it cannot carry is listed as dropped (`lost`) or refused.
 
@@ -54,13 +54,11 @@ def request_from_anthropic(body, headers=None):
     if isinstance((body.get("metadata") or {}).get("user_id"), str):
         chat["user"] = body["metadata"]["user_id"]
     if body.get("tools"):
-        chat["tools"] = [_tool(t, f"tools[{i}]", notes) for i, t in enumerate(body["tools"])]
-        chat["tools"] = [t for t in chat["tools"] if t]
+        tools = [_tool(t, f"tools[{i}]", notes) for i, t in enumerate(body["tools"])]
+        chat["tools"] = [t for t in tools if t]
         _copy_tool_choice(body.get("tool_choice"), chat)
     _reasoning_and_format(body, chat, notes)
-    if body.get("top_k") is not None:
-        notes.lost.append("top_k")
-    notes.lost += sorted(set(body) - _EXPRESSED - {"top_k"})
+    notes.lost += sorted(set(body) - _EXPRESSED)          # top_k, context_management, service_tier …
     headers = {name: value for name, value in (headers or {}).items() if name in FORWARDED_HEADERS}
     if "anthropic-beta" in headers:
         notes.lost.append("anthropic-beta")

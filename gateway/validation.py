@@ -1,10 +1,11 @@
 """Validation of OpenAI-shaped request bodies: bad input is refused before any upstream call."""
 from gateway.errors import BadRequest
 from gateway.native import NATIVE
+from gateway.providers.convert import EFFORT_BUDGETS
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_TOKENS_CAP = 1_000_000
-EFFORTS = {"none", "minimal", "low", "medium", "high", "xhigh"}
+EFFORTS = set(EFFORT_BUDGETS)
 _NUMBERS = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
 
 

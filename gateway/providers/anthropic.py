@@ -50,7 +50,7 @@ class AnthropicAdapter(ProviderAdapter):
     def dropped_params(self, body):
         dropped = super().dropped_params(body)
         if native_of(body, self.family) is None:
-            if body.get("reasoning_effort") and _thinking(body) is None:
+            if body.get("reasoning_effort") not in (None, "none") and _thinking(body) is None:
                 dropped.append("reasoning_effort")
             if _thinking(body) and body.get("temperature") is not None:
                 dropped.append("temperature")           # Anthropic thinks at its default temperature only
@@ -204,9 +204,9 @@ def _thinking(body):
     """reasoning_effort as a thinking budget within max_tokens; None where Anthropic cannot think
     (a forced answer tool, or too small a limit for its 1,024-token minimum budget)."""
     effort = body.get("reasoning_effort")
-    if not effort or effort == "none" or schema_tool(body.get("response_format")):
+    if effort in (None, "none") or schema_tool(body.get("response_format")):
         return None
-    budget = min(EFFORT_BUDGETS.get(effort, EFFORT_BUDGETS["high"]), _limit(body) - 1)
+    budget = min(EFFORT_BUDGETS[effort], _limit(body) - 1)
     return {"type": "enabled", "budget_tokens": budget} if budget >= MIN_THINKING_BUDGET else None
 
 

@@ -44,12 +44,13 @@ def chunk(delta, finish_reason=None):
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
 
 
-EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}   # reasoning_effort ⇄ thinking budget
+EFFORT_BUDGETS = {"none": 0, "minimal": 1024, "low": 2048, "medium": 8192, "high": 24576,
+                  "xhigh": 32768}        # reasoning_effort ⇄ thinking budget (tokens)
 
 
 def effort_for_budget(budget):
     """A thinking budget (tokens) as the nearest reasoning_effort that does not think less."""
-    return next((effort for effort, tokens in EFFORT_BUDGETS.items() if budget <= tokens), "high")
+    return next((effort for effort in ("minimal", "low", "medium") if budget <= EFFORT_BUDGETS[effort]), "high")
 
 
 def schema_tool(response_format):

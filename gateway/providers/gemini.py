@@ -40,7 +40,7 @@ class GeminiAdapter(ProviderAdapter):
         answer = schema_tool(body.get("response_format"))
         if answer:
             config["responseJsonSchema"] = answer[1]
-        if body.get("reasoning_effort") in EFFORT_BUDGETS:
+        if body.get("reasoning_effort") is not None:           # validated: one of EFFORT_BUDGETS
             config["thinkingConfig"] = {"thinkingBudget": EFFORT_BUDGETS[body["reasoning_effort"]]}
         if config:
             payload["generationConfig"] = config
