@@ -410,7 +410,7 @@ def _forced_tool(record):
     for tool in body.get("tools") or ():
         for spec in [tool.get("function") or tool, *(tool.get("functionDeclarations") or ())]:
             if name and spec.get("name") == name:
-                return name, spec.get("parameters") or spec.get("input_schema") or {}
+                return name, spec.get("parameters") or spec.get("input_schema") or spec.get("parametersJsonSchema") or {}
     return None
 
 
@@ -626,6 +626,12 @@ class _Gemini:
 
     @staticmethod
     def stream_events(up, record):
+        tool = _tool_call(up, record)
+        if tool:
+            yield _sse({"candidates": [{"content": {"role": "model", "parts": [
+                {"functionCall": {"name": tool[0], "args": tool[1]}}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": _Gemini._usage(up), "modelVersion": record.model})
+            return
         pieces = _pieces(up, _reply(up, record))
         yield _sse({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}]})
         for i, piece in enumerate(pieces):

@@ -35,21 +35,23 @@ class GeminiAdapter(ProviderAdapter):
             config["maxOutputTokens"] = limit
         if body.get("stop"):
             config["stopSequences"] = [body["stop"]] if isinstance(body["stop"], str) else body["stop"]
-        if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+        if (body.get("response_format") or {}).get("type") == "json_object":
             config["responseMimeType"] = "application/json"
-        answer = schema_tool(body.get("response_format"))
-        if answer:
-            config["responseJsonSchema"] = answer[1]
         if body.get("reasoning_effort") is not None:           # validated: one of EFFORT_BUDGETS
             config["thinkingConfig"] = {"thinkingBudget": EFFORT_BUDGETS[body["reasoning_effort"]]}
         if config:
             payload["generationConfig"] = config
-        if body.get("tools"):
-            payload["tools"] = [{"functionDeclarations": [_declaration(t) for t in body["tools"]
-                                                          if t.get("type", "function") == "function"]}]
-            tool_config = _tool_config(body.get("tool_choice"))
-            if tool_config:
-                payload["toolConfig"] = tool_config
+        declarations = [_declaration(t) for t in body.get("tools") or () if t.get("type", "function") == "function"]
+        tool_config = _tool_config(body.get("tool_choice"))
+        answer = schema_tool(body.get("response_format"))
+        if answer:                  # structured output as one forced function whose arguments are the answer
+            declarations.append({"name": answer[0], "description": "Give the final answer with this function.",
+                                 "parametersJsonSchema": answer[1]})
+            tool_config = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [answer[0]]}}
+        if declarations:
+            payload["tools"] = [{"functionDeclarations": declarations}]
+        if declarations and tool_config:
+            payload["toolConfig"] = tool_config
         method, params = ("streamGenerateContent", {"alt": "sse"}) if stream else ("generateContent", {})
         return HttpCall(self._url(target, method), self._headers(target), payload, params)
 
@@ -61,7 +63,7 @@ class GeminiAdapter(ProviderAdapter):
                                      "finish_reason": "content_filter"}], "usage": _usage(payload)}
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answer has no candidates")
         candidate = candidates[0]
-        text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or ())
+        text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or (), _answer_tool(body))
         message = {"role": "assistant", "content": text or (None if tool_calls else "")}
         if tool_calls:
             message["tool_calls"] = tool_calls
@@ -71,7 +73,7 @@ class GeminiAdapter(ProviderAdapter):
     def stream_chunks(self, events, target, body=None):
         """Every event is a whole GenerateContentResponse holding the next piece; the stream simply ends."""
         yield chunk({"role": "assistant", "content": ""})
-        finished, calls, usage = False, 0, None
+        finished, calls, usage, answer_tool = False, 0, None, _answer_tool(body)
         for event in events:
             data = json_event(event)
             if "error" in data:
@@ -79,7 +81,7 @@ class GeminiAdapter(ProviderAdapter):
             if data.get("usageMetadata"):
                 usage = _usage(data)
             for candidate in data.get("candidates") or ():
-                text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or (), first_index=calls)
+                text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or (), answer_tool, calls)
                 if text:
                     yield chunk({"content": text})
                 if tool_calls:
@@ -183,13 +185,22 @@ def _content_parts(content):
     return parts
 
 
-def _parts(parts, first_index=0):
+def _answer_tool(body):
+    """The name of the forced function that emulates structured output for this request, if any."""
+    answer = schema_tool((body or {}).get("response_format"))
+    return answer[0] if answer else None
+
+
+def _parts(parts, answer_tool=None, first_index=0):
+    """(text, tool calls) of an answer's parts; the answer tool's arguments are text (the structured answer)."""
     text, tool_calls = "", []
     for part in parts:
         if part.get("thought"):
             continue
         if "text" in part:
             text += part.get("text") or ""
+        elif "functionCall" in part and answer_tool and part["functionCall"].get("name") == answer_tool:
+            text += json.dumps(part["functionCall"].get("args") or {})
         elif "functionCall" in part:
             call = part["functionCall"]
             tool_calls.append({"id": f"call_{first_index + len(tool_calls) + 1}", "type": "function", "function": {

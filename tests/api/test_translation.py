@@ -1,5 +1,5 @@
 """Translation never loses a feature silently (SPEC 2.1), seen through the openai SDK: structured output
-emulated as one forced tool on Anthropic, native elsewhere; reasoning_effort, metadata and store reach an
+emulated as one forced tool on Anthropic and Gemini, native on OpenAI; reasoning_effort, metadata and store reach an
 OpenAI upstream and become a thinking budget on Anthropic; what a family ignores is listed in
 X-Gateway-Dropped-Params; what cannot work is a 400 naming it, before any upstream call."""
 import openai
@@ -42,8 +42,10 @@ def test_parse_answers_the_schema_on_every_family(client, upstream, model):
     if model == "claude-x":         # one forced tool whose arguments are the answer
         assert body["tool_choice"] == {"type": "tool", "name": "Weather"}
         assert body["tools"][-1]["name"] == "Weather" and "response_format" not in body
-    elif model == "gemini-x":
-        assert set(body["generationConfig"]["responseJsonSchema"]["properties"]) == {"city", "degrees", "sunny"}
+    elif model == "gemini-x":       # likewise: one forced function
+        assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["Weather"]}}
+        declaration = body["tools"][0]["functionDeclarations"][-1]
+        assert set(declaration["parametersJsonSchema"]["properties"]) == {"city", "degrees", "sunny"}
     else:
         assert body["response_format"]["json_schema"]["name"] == "Weather"
 
