@@ -11,6 +11,8 @@ from gateway import errors
 MAX_TOKENS_REPORTED = 10**12      # more than any answer could use; larger is a broken counter
 TRANSLATION_ERRORS = (KeyError, TypeError, AttributeError, ValueError, IndexError)
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_DETAILS = {"prompt_tokens_details": ("cached_tokens", "cache_write_tokens"),     # what billing reads
+            "completion_tokens_details": ("reasoning_tokens",)}
 
 
 def completion(translate):
@@ -57,13 +59,22 @@ def usage(value):
     if value is None:
         return {}
     _require(isinstance(value, dict), "usage")
+    clean = _counts(value, _COUNTS, "usage")
+    for name, counts in _DETAILS.items():
+        if value.get(name) is not None:
+            _require(isinstance(value[name], dict), f"usage.{name}")
+            clean[name] = _counts(value[name], counts, f"usage.{name}")
+    return clean
+
+
+def _counts(value, names, where):
     clean = dict(value)
-    for name in _COUNTS:
+    for name in names:
         count = value.get(name)
         if count is None:
             continue
-        _require(not isinstance(count, bool) and isinstance(count, (int, float)), f"usage.{name}")
-        _require(math.isfinite(count) and count == int(count) and 0 <= count <= MAX_TOKENS_REPORTED, f"usage.{name}")
+        _require(not isinstance(count, bool) and isinstance(count, (int, float)), f"{where}.{name}")
+        _require(math.isfinite(count) and count == int(count) and 0 <= count <= MAX_TOKENS_REPORTED, f"{where}.{name}")
         clean[name] = int(count)
     return clean
 

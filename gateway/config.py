@@ -119,6 +119,8 @@ class ModelSettings:
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
     per_request: float = 0.0
+    cache_read_per_mtok: float = 0.0      # cached input read; the loader defaults it to input_per_mtok
+    cache_write_per_mtok: float = 0.0     # input written to a prompt cache; likewise
     group: str | None = None
     owned_by: str = ""
 
@@ -289,8 +291,8 @@ def _parse_models(table, providers):
         if kind not in ("chat", "embedding"):
             raise ConfigError(f"{where} kind: must be chat or embedding")
         prices = {}
-        for key in ("input_per_mtok", "output_per_mtok", "per_request"):
-            value = spec.get(key, 0.0)
+        for key in ("input_per_mtok", "output_per_mtok", "per_request", "cache_read_per_mtok", "cache_write_per_mtok"):
+            value = spec.get(key, spec.get("input_per_mtok", 0.0) if key.startswith("cache_") else 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{where} {key}: must be a non-negative number")
             prices[key] = float(value)

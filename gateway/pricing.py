@@ -4,6 +4,7 @@ A price per million tokens in USD is exactly the price of one token in micro-USD
 `tokens × input_per_mtok` is already micro-USD; we round up once per request.
 """
 import math
+from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 MICRO_PER_USD = 1_000_000
@@ -13,15 +14,46 @@ MAX_CREDITS = 10**9              # no amount of money the gateway handles comes 
 
 
 def cost(model, prompt_tokens, completion_tokens, ratio=1.0):
-    """Micro-USD for a served request at `model`'s prices times the key group's ratio."""
-    raw = (prompt_tokens * model.input_per_mtok + completion_tokens * model.output_per_mtok
-           + model.per_request * MICRO_PER_USD)
-    return math.ceil(raw * ratio - 1e-9) if raw > 0 else 0
+    """Micro-USD for a served request at `model`'s prices times the key group's ratio (no cache, no reasoning split)."""
+    return priced(model, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}, ratio)[0]
+
+
+def priced(model, usage, ratio=1.0):
+    """(micro-USD, cost of each part) for an OpenAI-shaped usage: uncached input, cache reads and writes
+    at their own prices, output, and reasoning (part of the output) at the output price; rounded up once."""
+    tokens = breakdown(usage)
+    parts = {"input": tokens["input"] * model.input_per_mtok,
+             "cache_read": tokens["cache_read"] * model.cache_read_per_mtok,
+             "cache_write": tokens["cache_write"] * model.cache_write_per_mtok,
+             "output": (tokens["output"] - tokens["reasoning"]) * model.output_per_mtok,
+             "reasoning": tokens["reasoning"] * model.output_per_mtok,
+             "request": model.per_request * MICRO_PER_USD}
+    raw = sum(parts.values())
+    total = math.ceil(raw * ratio - 1e-9) if raw > 0 else 0
+    return total, {name: round(value * ratio) for name, value in parts.items()}
+
+
+def breakdown(usage):
+    """Token counts by part of a checked OpenAI-shaped usage (gateway.answers): `input` excludes the
+    cached and cache-written tokens that `prompt_tokens` includes; `reasoning` is part of `output`."""
+    prompt, output = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    cache_read = min(int(prompt_details.get("cached_tokens") or 0), prompt)
+    cache_write = min(int(prompt_details.get("cache_write_tokens") or 0), prompt - cache_read)
+    reasoning = min(int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0), output)
+    return {"input": prompt - cache_read - cache_write, "cache_read": cache_read, "cache_write": cache_write,
+            "output": output, "reasoning": reasoning}
 
 
 def worst_case(models, prompt_tokens, completion_tokens, ratio=1.0):
-    """The reservation: the dearest candidate at the prompt's bound plus every allowed output token."""
-    return max((cost(m, prompt_tokens, completion_tokens, ratio) for m in models), default=0)
+    """The reservation: the dearest candidate at the prompt's bound (every input token at the dearest of
+    its input, cache-read and cache-write prices) plus every allowed output token."""
+    return max((cost(_dearest_input(m), prompt_tokens, completion_tokens, ratio) for m in models), default=0)
+
+
+def _dearest_input(model):
+    dearest = max(model.input_per_mtok, model.cache_read_per_mtok, model.cache_write_per_mtok)
+    return model if dearest == model.input_per_mtok else replace(model, input_per_mtok=dearest)
 
 
 def completion_limit(body):

@@ -39,6 +39,7 @@ class RouteResult:
     model: object
     attempts: list
     usage: dict = field(default_factory=dict)
+    dropped: list = field(default_factory=list)      # request fields the answering family ignored
 
 
 class Router:
@@ -63,7 +64,7 @@ class Router:
             return adapter.complete(target, body, timeout, deadline)
 
         result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
-        return RouteResult(result, model, attempts, result.get("usage") or {})
+        return RouteResult(result, model, attempts, result.get("usage") or {}, self._dropped(model, body))
 
     def embed(self, candidates, body, request_keys=None, tenant=None):
         deadline = self.clock() + self.settings.routing.request_timeout_s
@@ -73,6 +74,17 @@ class Router:
 
         result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
         return RouteResult(result, model, attempts, result.get("usage") or {})
+
+    def count_tokens(self, candidates, body, request_keys=None, tenant=None):
+        """The requested model's own count of a request's input tokens (no fallback: another model counts
+        differently); RouteResult.body is Anthropic's {"input_tokens": N}."""
+        deadline = self.clock() + self.settings.routing.request_timeout_s
+
+        def call(target, adapter, timeout):
+            return adapter.count_tokens(target, body, timeout, deadline)
+
+        count, model, attempts = self._run(candidates[:1], call, deadline, request_keys, tenant)
+        return RouteResult({"input_tokens": count}, model, attempts, {"prompt_tokens": count})
 
     def stream(self, candidates, body, request_keys=None, include_usage=False, tenant=None):
         """Open a stream, falling back until one candidate produced its first content chunk."""
@@ -92,8 +104,14 @@ class Router:
             return head, upstream
 
         (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
-        return StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage,
-                             estimate_prompt(body))
+        session = StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage,
+                                estimate_prompt(body))
+        session.dropped = self._dropped(model, body)
+        return session
+
+    def _dropped(self, model, body):
+        """What the family that answered accepted without effect (SPEC 2.1, X-Gateway-Dropped-Params)."""
+        return self.adapters[self.settings.providers[model.provider].type].dropped_params(body)
 
     # --- the policy ------------------------------------------------------------------------
     def _run(self, candidates, call, deadline, request_keys, tenant):
@@ -245,7 +263,7 @@ _NO_KEY = object()
 def _has_content(chunk):
     for choice in chunk.get("choices") or ():
         delta = choice.get("delta") or {}
-        if delta.get("content") or delta.get("tool_calls") or choice.get("finish_reason"):
+        if delta.get("content") or delta.get("reasoning_content") or delta.get("tool_calls") or choice.get("finish_reason"):
             return True
     return False
 
@@ -295,6 +313,7 @@ class StreamSession:
         self.prompt_estimate = prompt_estimate
         self.attempts = attempts
         self.usage = {}
+        self.dropped = []
         self.completion_tokens = 0         # estimated from what was relayed, for a stream without usage
         self.finished = False
         self.interrupted = None
@@ -343,7 +362,8 @@ class StreamSession:
     def _observe(self, chunk):
         for choice in chunk.get("choices") or ():
             delta = choice.get("delta") or {}
-            self.completion_tokens += estimate_text(delta.get("content") or "")
+            self.completion_tokens += estimate_text(delta.get("content") or "") + estimate_text(
+                delta.get("reasoning_content") or "")
             for call in delta.get("tool_calls") or ():       # a tool call's name and arguments are output too
                 function = call.get("function") or {}
                 self.completion_tokens += estimate_text(function.get("name") or "") + estimate_text(

@@ -3,8 +3,8 @@ catalog id of the model that answered (never the provider's internal name)."""
 import time
 
 
-def completion_out(body, request_id, model_id):
-    """A `chat.completion` with every field the official schema requires."""
+def completion_out(body, request_id, model_id, cost=None):
+    """A `chat.completion` with every field the official schema requires; `cost` (credits) goes in its usage."""
     choices = []
     for index, choice in enumerate(body.get("choices") or ()):
         message = dict(choice.get("message") or {})
@@ -14,7 +14,7 @@ def completion_out(body, request_id, model_id):
         choices.append({"index": choice.get("index", index), "message": message,
                         "finish_reason": choice.get("finish_reason") or "stop", "logprobs": choice.get("logprobs")})
     return {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": body.get("created") or int(time.time()),
-            "model": model_id, "choices": choices, "usage": usage_out(body.get("usage"))}
+            "model": model_id, "choices": choices, "usage": usage_out({**(body.get("usage") or {}), "cost": cost})}
 
 
 def chunk_out(chunk, request_id, model_id, created):
@@ -32,9 +32,14 @@ def chunk_out(chunk, request_id, model_id, created):
 
 
 def usage_out(usage):
+    """OpenAI usage: the counts, the cached and reasoning details when the upstream gave them, and `cost` (credits)."""
     usage = usage or {}
     prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    out = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    for name in ("prompt_tokens_details", "completion_tokens_details", "cost"):
+        if usage.get(name) is not None:
+            out[name] = usage[name]
+    return out
 
 
 def embeddings_out(body, model_id):

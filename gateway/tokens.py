@@ -9,6 +9,8 @@ A stream that ends without usage is billed on `estimate_prompt` and `estimate_te
 import json
 import math
 
+from gateway.native import NATIVE
+
 IMAGE_TOKENS = 765        # OpenAI's figure for one high-detail 512px tile set; a fair estimate
 IMAGE_TOKENS_BOUND = 2_000  # more than any family bills one image (OpenAI ≤ 1,105 tiles+base, Anthropic ≤ 1,600)
 MESSAGE_OVERHEAD = 4
@@ -34,8 +36,12 @@ def estimate_prompt(body):
 
 
 def prompt_bound(body):
-    """At least as many tokens as any upstream can count in a chat request body."""
-    return _count_prompt(body, bound_text, IMAGE_TOKENS_BOUND)
+    """At least as many tokens as any upstream can count in a chat request body; a request that also
+    travels whole in its native form (thinking blocks, documents the OpenAI form lacks) is bounded by
+    that form's bytes too."""
+    bound = _count_prompt(body, bound_text, IMAGE_TOKENS_BOUND)
+    native = body.get(NATIVE)
+    return max(bound, _count_value(native["body"], bound_text)) if native else bound
 
 
 def input_bound(body):
@@ -52,11 +58,19 @@ def _count_prompt(body, count, image_tokens):
         total += MESSAGE_OVERHEAD
         for field, value in message.items():
             if field == "content" and isinstance(value, list):
-                total += sum(count(part.get("text") or "") if part.get("type") == "text" else image_tokens
-                             for part in value)
+                total += sum(_count_part(part, count, image_tokens) for part in value)
             else:
                 total += _count_value(value, count)
     return total + sum(_count_value(body.get(extra), count) for extra in PROMPT_EXTRAS)
+
+
+def _count_part(part, count, image_tokens):
+    """A text part by its text, an image as one image; a file (a PDF) by its encoded bytes besides."""
+    if part.get("type") == "text":
+        return count(part.get("text") or "")
+    if part.get("type") == "file":
+        return image_tokens + _count_value(part.get("file"), count)
+    return image_tokens
 
 
 def _count_value(value, count):

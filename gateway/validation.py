@@ -1,8 +1,11 @@
 """Validation of OpenAI-shaped request bodies: bad input is refused before any upstream call."""
 from gateway.errors import BadRequest
+from gateway.native import NATIVE
+from gateway.providers.convert import EFFORT_BUDGETS
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_TOKENS_CAP = 1_000_000
+EFFORTS = set(EFFORT_BUDGETS)
 _NUMBERS = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
 
 
@@ -13,6 +16,7 @@ def chat_request(body):
     """
     if not isinstance(body, dict):
         raise BadRequest("The request body must be a JSON object.")
+    body.pop(NATIVE, None)          # only the gateway's own front doors attach a native request
     _model(body)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -38,6 +42,15 @@ def chat_request(body):
     _optional(body, "tools", list)
     _optional(body, "seed", int)
     _optional(body, "user", str)
+    _optional(body, "metadata", dict)
+    _optional(body, "store", bool)
+    _optional(body, "parallel_tool_calls", bool)
+    response_format = _optional(body, "response_format", dict)
+    if response_format is not None and response_format.get("type") == "json_schema" and not isinstance(
+            response_format.get("json_schema"), dict):
+        raise BadRequest("'response_format.json_schema' must be an object with the schema.", "response_format")
+    if body.get("reasoning_effort") is not None and body["reasoning_effort"] not in EFFORTS:
+        raise BadRequest(f"'reasoning_effort' must be one of {', '.join(sorted(EFFORTS))}.", "reasoning_effort")
     models = _optional(body, "models", list)
     if models is not None and not all(isinstance(m, str) and m for m in models):
         raise BadRequest("'models' must be an array of model ids.", "models")
@@ -50,11 +63,23 @@ def embeddings_request(body):
         raise BadRequest("The request body must be a JSON object.")
     _model(body)
     value = body.get("input")
-    ok = isinstance(value, str) and value or (
-        isinstance(value, list) and value and all(isinstance(v, str) and v for v in value))
+    ok = isinstance(value, str) and value or (isinstance(value, list) and value and (
+        all(isinstance(v, str) and v for v in value) or _token_ids(value)
+        or all(isinstance(v, list) and v and _token_ids(v) for v in value)))
     if not ok:
-        raise BadRequest("'input' must be a non-empty string or an array of non-empty strings.", "input")
+        raise BadRequest("'input' must be a non-empty string, an array of non-empty strings, an array of token ids "
+                         "or an array of non-empty token-id arrays.", "input")
     return body
+
+
+def token_ids_in(body):
+    """True when an embeddings `input` is token ids (one array or several) rather than text."""
+    value = body["input"]
+    return isinstance(value, list) and not isinstance(value[0], str)
+
+
+def _token_ids(values):
+    return all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**31 for v in values)
 
 
 def _model(body):
@@ -85,7 +110,15 @@ def _message(message, where):
             continue
         if kind == "image_url" and isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str):
             continue
-        raise BadRequest(f"'{where}.content[{j}]' must be a text or image_url part.", f"{where}.content")
+        if kind == "file" and isinstance(part.get("file"), dict) and _file(part["file"]):
+            continue
+        raise BadRequest(f"'{where}.content[{j}]' must be a text, image_url or file part.", f"{where}.content")
+
+
+def _file(file):
+    """A `file` part: inline as a base64 data: URL (every family that reads files), or an OpenAI file id."""
+    data = file.get("file_data")
+    return (isinstance(data, str) and data.startswith("data:") and ";base64," in data) or isinstance(file.get("file_id"), str)
 
 
 def _optional(body, name, types):

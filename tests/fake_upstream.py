@@ -120,6 +120,9 @@ class FakeUpstream:
         self.requests = []
         self.reply_text = "Hello from the fake upstream"
         self.usage = (12, 7)
+        self.cache = (0, 0)              # (read, written) prompt-cache tokens to report; Anthropic: when asked to cache
+        self.reasoning_tokens = 0        # of the completion tokens, reported as reasoning when > 0
+        self.call_tools = True           # answer a user turn with a call of the first tool offered
         self.chunks = 5
         self.token_ttl_s = 1800          # GigaChat access tokens handed out by /api/v2/oauth
         self.tokens_issued = 0
@@ -221,6 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, family.token(self.upstream))
             if record.endpoint == "embeddings":
                 return self._json(200, family.embeddings(self.upstream, record))
+            if record.endpoint == "count_tokens":
+                return self._json(200, {"input_tokens": len(json.dumps(record.body)) // 4})
             if record.stream:
                 return self._stream(family, fault)
             if fault is not None and fault.kind in ("cut", "stall", "malformed", "in_stream_error"):
@@ -255,9 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = "chat" if parsed.path.endswith("completions") else "embeddings"
             return RequestRecord("openai", "POST", self.path, str(body_dict.get("model", "")), key, headers, body,
                                  body_dict.get("stream") is True, endpoint)
-        if parsed.path == "/v1/messages":
+        if parsed.path in ("/v1/messages", "/v1/messages/count_tokens"):
+            endpoint = "count_tokens" if parsed.path.endswith("count_tokens") else "chat"
             return RequestRecord("anthropic", "POST", self.path, str(body_dict.get("model", "")),
-                                 headers.get("x-api-key", ""), headers, body, body_dict.get("stream") is True, "chat")
+                                 headers.get("x-api-key", ""), headers, body, body_dict.get("stream") is True, endpoint)
         if parsed.path == "/api/v2/oauth":
             auth = headers.get("authorization", "")
             return RequestRecord("gigachat_oauth", "POST", self.path, "", auth[6:] if auth.startswith("Basic ") else "",
@@ -378,8 +384,8 @@ def _sse(payload, event=None):
     return (head + "data: " + json.dumps(payload) + "\n\n").encode()
 
 
-def _pieces(upstream):
-    text, n = upstream.reply_text, max(1, upstream.chunks)
+def _pieces(upstream, text=None):
+    text, n = upstream.reply_text if text is None else text, max(1, upstream.chunks)
     size = -(-len(text) // n)
     return [text[i:i + size] for i in range(0, len(text), size)]
 
@@ -394,21 +400,96 @@ def _tool_name(record):
         ((first.get("functionDeclarations") or [{}])[0]).get("name")
 
 
+def _forced_tool(record):
+    """(name, JSON schema) of the tool the request forces (tool_choice naming one), in any family's format."""
+    body = record.body or {}
+    choice = body.get("tool_choice") or {}
+    gemini = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("allowedFunctionNames")
+    name = (choice.get("function") or {}).get("name") if choice.get("type") == "function" else \
+        choice.get("name") if choice.get("type") == "tool" else gemini[0] if gemini else None
+    for tool in body.get("tools") or ():
+        for spec in [tool.get("function") or tool, *(tool.get("functionDeclarations") or ())]:
+            if name and spec.get("name") == name:
+                return name, spec.get("parameters") or spec.get("input_schema") or spec.get("parametersJsonSchema") or {}
+    return None
+
+
+def _answer_schema(record):
+    """The JSON schema the request wants its text answer to follow, in any family's format, or None."""
+    body = record.body or {}
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return response_format["json_schema"].get("schema") or {}
+    output_format = (body.get("output_config") or {}).get("format") or {}
+    if output_format.get("type") == "json_schema":
+        return output_format["schema"]
+    return (body.get("generationConfig") or {}).get("responseJsonSchema")
+
+
+def example_of(schema, root=None):
+    """A value satisfying a JSON schema (the subset SDKs generate: $ref/$defs, anyOf, enums, objects,
+    arrays, scalars), so structured answers are built from the request, never canned."""
+    root = root or schema
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        return example_of(target, root)
+    for combined in ("anyOf", "oneOf", "allOf"):
+        if schema.get(combined):
+            return example_of(schema[combined][0], root)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object" or "properties" in schema:
+        return {name: example_of(sub, root) for name, sub in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return [example_of(schema.get("items") or {}, root)]
+    return {"string": "example", "integer": 3, "number": 1.5, "boolean": True, "null": None}.get(kind, "example")
+
+
+def _reply(up, record):
+    """The answer's text: JSON following the requested schema, else the scripted reply."""
+    schema = _answer_schema(record)
+    return up.reply_text if schema is None else json.dumps(example_of(schema))
+
+
+def _tool_call(up, record):
+    """(name, arguments) of the tool call to answer with, or None: a forced tool gets arguments from its schema."""
+    forced = _forced_tool(record)
+    if forced:
+        return forced[0], example_of(forced[1])
+    tool = _tool_name(record) if up.call_tools else None
+    return (tool, {"x": 1}) if tool else None
+
+
 class _OpenAI:
     """OpenAI chat.completions, embeddings and error formats."""
 
     @staticmethod
     def complete(up, record):
-        prompt, completion = up.usage
-        tool = _tool_name(record)
-        message = {"role": "assistant", "content": up.reply_text}
+        tool = _tool_call(up, record)
+        message = {"role": "assistant", "content": _reply(up, record)}
         if tool:
             message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": tool, "arguments": '{"x": 1}'}}]}
+                {"id": "call_1", "type": "function", "function": {"name": tool[0], "arguments": json.dumps(tool[1])}}]}
         return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": record.model,
                 "choices": [{"index": 0, "message": message, "logprobs": None,
                              "finish_reason": "tool_calls" if tool else "stop"}],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}}
+                "usage": _OpenAI.usage(up)}
+
+    @staticmethod
+    def usage(up):
+        prompt, completion = up.usage
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        if up.cache[0]:
+            usage["prompt_tokens_details"] = {"cached_tokens": up.cache[0]}
+        if up.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": up.reasoning_tokens}
+        return usage
 
     @staticmethod
     def stream_events(up, record):
@@ -418,19 +499,17 @@ class _OpenAI:
         def chunk(delta, finish=None):
             return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         yield chunk({"role": "assistant", "content": ""})
-        tool = _tool_name(record)
+        tool = _tool_call(up, record)
         if tool:
             yield chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
-                                         "function": {"name": tool, "arguments": ""}}]})
-            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"x": 1}'}}]})
+                                         "function": {"name": tool[0], "arguments": ""}}]})
+            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": json.dumps(tool[1])}}]})
         else:
-            for piece in _pieces(up):
+            for piece in _pieces(up, _reply(up, record)):
                 yield chunk({"content": piece})
         yield chunk({}, "tool_calls" if tool else "stop")
         if ((record.body or {}).get("stream_options") or {}).get("include_usage"):
-            prompt, completion = up.usage
-            yield _sse({**base, "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                                                         "total_tokens": prompt + completion}})
+            yield _sse({**base, "choices": [], "usage": _OpenAI.usage(up)})
         yield b"data: [DONE]\n\n"
 
     @staticmethod
@@ -452,34 +531,66 @@ class _OpenAI:
 
 
 class _Anthropic:
-    """Anthropic Messages format."""
+    """Anthropic Messages format: thinking (with a signature) when asked to think, prompt-cache usage
+    when the request marks cache breakpoints, structured output from `output_config.format`."""
+
+    SIGNATURE = "fake-signature-0123456789"
+
+    @staticmethod
+    def usage(up, record, output):
+        usage = {"input_tokens": up.usage[0], "output_tokens": output}
+        if "cache_control" in json.dumps(record.body):
+            usage.update(cache_read_input_tokens=up.cache[0], cache_creation_input_tokens=up.cache[1])
+        return usage
+
+    @staticmethod
+    def thinks(record):
+        return ((record.body or {}).get("thinking") or {}).get("type") in ("enabled", "adaptive")
 
     @staticmethod
     def complete(up, record):
-        prompt, completion = up.usage
-        tool = _tool_name(record)
-        content = [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": {"x": 1}}] if tool else \
-            [{"type": "text", "text": up.reply_text}]
+        tool = _tool_call(up, record)
+        content = [{"type": "tool_use", "id": "toolu_1", "name": tool[0], "input": tool[1]}] if tool else \
+            [{"type": "text", "text": _reply(up, record)}]
+        if _Anthropic.thinks(record):
+            content.insert(0, {"type": "thinking", "thinking": "Let me think.", "signature": _Anthropic.SIGNATURE})
         return {"id": "msg_fake", "type": "message", "role": "assistant", "model": record.model, "content": content,
                 "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None,
-                "usage": {"input_tokens": prompt, "output_tokens": completion}}
+                "usage": _Anthropic.usage(up, record, up.usage[1])}
 
     @staticmethod
     def stream_events(up, record):
-        prompt, completion = up.usage
+        tool = _tool_call(up, record)
+        start = _Anthropic.usage(up, record, 1)
         yield _sse({"type": "message_start", "message": {
             "id": "msg_fake", "type": "message", "role": "assistant", "model": record.model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": prompt, "output_tokens": 1}}},
-            "message_start")
-        yield _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                   "content_block_start")
-        yield _sse({"type": "ping"}, "ping")
-        for piece in _pieces(up):
-            yield _sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
-                       "content_block_delta")
-        yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
-        yield _sse({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                    "usage": {"output_tokens": completion}}, "message_delta")
+            "stop_reason": None, "stop_sequence": None, "usage": start}}, "message_start")
+        index = 0
+        if _Anthropic.thinks(record):
+            yield _sse({"type": "content_block_start", "index": 0,
+                        "content_block": {"type": "thinking", "thinking": "", "signature": ""}}, "content_block_start")
+            yield _sse({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "thinking_delta", "thinking": "Let me think."}}, "content_block_delta")
+            yield _sse({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "signature_delta", "signature": _Anthropic.SIGNATURE}}, "content_block_delta")
+            yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+            index = 1
+        if tool:
+            yield _sse({"type": "content_block_start", "index": index, "content_block": {
+                "type": "tool_use", "id": "toolu_1", "name": tool[0], "input": {}}}, "content_block_start")
+            yield _sse({"type": "content_block_delta", "index": index, "delta": {
+                "type": "input_json_delta", "partial_json": json.dumps(tool[1])}}, "content_block_delta")
+        else:
+            yield _sse({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+                       "content_block_start")
+            yield _sse({"type": "ping"}, "ping")
+            for piece in _pieces(up, _reply(up, record)):
+                yield _sse({"type": "content_block_delta", "index": index,
+                            "delta": {"type": "text_delta", "text": piece}}, "content_block_delta")
+        yield _sse({"type": "content_block_stop", "index": index}, "content_block_stop")
+        yield _sse({"type": "message_delta", "delta": {"stop_reason": "tool_use" if tool else "end_turn",
+                                                       "stop_sequence": None},
+                    "usage": {"output_tokens": up.usage[1]}}, "message_delta")
         yield _sse({"type": "message_stop"}, "message_stop")
 
     @staticmethod
@@ -499,18 +610,29 @@ class _Gemini:
     @staticmethod
     def _usage(up):
         prompt, completion = up.usage
-        return {"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion}
+        usage = {"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion}
+        if up.cache[0]:
+            usage["cachedContentTokenCount"] = up.cache[0]
+        if up.reasoning_tokens:
+            usage["thoughtsTokenCount"] = up.reasoning_tokens
+        return usage
 
     @staticmethod
     def complete(up, record):
-        tool = _tool_name(record)
-        part = {"functionCall": {"name": tool, "args": {"x": 1}}} if tool else {"text": up.reply_text}
+        tool = _tool_call(up, record)
+        part = {"functionCall": {"name": tool[0], "args": tool[1]}} if tool else {"text": _reply(up, record)}
         return {"candidates": [{"content": {"role": "model", "parts": [part]}, "finishReason": "STOP", "index": 0}],
                 "usageMetadata": _Gemini._usage(up), "modelVersion": record.model}
 
     @staticmethod
     def stream_events(up, record):
-        pieces = _pieces(up)
+        tool = _tool_call(up, record)
+        if tool:
+            yield _sse({"candidates": [{"content": {"role": "model", "parts": [
+                {"functionCall": {"name": tool[0], "args": tool[1]}}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": _Gemini._usage(up), "modelVersion": record.model})
+            return
+        pieces = _pieces(up, _reply(up, record))
         yield _sse({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "index": 0}]})
         for i, piece in enumerate(pieces):
             candidate = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": 0}

@@ -52,6 +52,7 @@ def route_chat(caller, body, turn, stream, include_usage=False):
         turn.failed(GatewayError(500, "internal error while routing", "server_error"))
         raise
     own_keys.apply_failover(caller.user_id, outcome.attempts)
+    turn.dropped = outcome.dropped
     return outcome
 
 
@@ -66,7 +67,7 @@ def _chat(always_stream):
         headers = {**SSE_HEADERS, **turn.headers(outcome.model, outcome.attempts), "X-Request-ID": g.request_id}
         return Response(relay_sse(outcome, g.request_id, turn), mimetype="text/event-stream", headers=headers)
     turn.served(outcome.model, outcome.attempts, outcome.usage)
-    response = jsonify(completion_out(outcome.body, g.request_id, outcome.model.id))
+    response = jsonify(completion_out(outcome.body, g.request_id, outcome.model.id, pricing.to_credits(turn.charged)))
     response.headers.update(turn.headers(outcome.model, outcome.attempts))
     return response
 
@@ -78,6 +79,8 @@ def relay_sse(session, request_id, turn, shape=chunk_out):
     with settled(session, turn) as end:
         try:
             for chunk in session:
+                if chunk.get("usage"):
+                    chunk["usage"]["cost"] = turn.quote(session.model, chunk["usage"])
                 yield encode_data(shape(chunk, request_id, model_id, created))
             yield DONE
         except StreamInterrupted as exc:

@@ -69,6 +69,7 @@ class Turn:
         self.app = current_app._get_current_object()
         self.charged, self.reserved, self.available, self.fixed_cost = None, 0, None, fixed_cost
         self.relay_started = None          # when a committed stream began to be relayed
+        self.dropped = []                  # request fields the answering family ignored (the router says which)
         self.ratio = current_gateway().settings.price_groups.get(caller.price_group, 1.0)
 
     def reserve(self, candidates, body):
@@ -113,24 +114,32 @@ class Turn:
         the completion limit) is logged as its overrun, for the operator to see.
         """
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        cost = self._cost(model, prompt, completion, status)
+        tokens = pricing.breakdown(usage)
+        cost, parts = self._cost(model, usage, status)
         with self._app_context():
             self.charged, self.available = credit.settle(self.request_id, self.caller.user_id, self.caller.key_id,
                                                          cost, f"{model.id}: {prompt} in / {completion} out")
             self._log(status=status, error=error, model=model.id, provider=model.provider,
                       attempts=[a.as_dict() for a in attempts], prompt_tokens=prompt, completion_tokens=completion,
-                      cost=self.charged, overrun=cost - self.charged)
+                      cost=self.charged, overrun=cost - self.charged, cache_read_tokens=tokens["cache_read"],
+                      cache_write_tokens=tokens["cache_write"], reasoning_tokens=tokens["reasoning"], cost_parts=parts)
         return self.charged
 
-    def _cost(self, model, prompt, completion, status):
-        """Embeddings pay for input; an empty completion is free; a flat price is paid only when served whole."""
+    def quote(self, model, usage):
+        """What `served` will charge for `usage`, in credits: a stream's final usage carries it as `cost`."""
+        cost = self._cost(model, usage, 200)[0]
+        return pricing.to_credits(min(cost, self.reserved) if self.reserved else cost)
+
+    def _cost(self, model, usage, status):
+        """(micro-USD, cost of each part or None). Embeddings pay for input; an empty completion is free;
+        a flat price is paid only when served whole."""
         if self.fields["endpoint"] == "embeddings":
-            return pricing.cost(model, prompt, 0, self.ratio)
-        if completion == 0:
-            return 0
+            return pricing.priced(model, {**usage, "completion_tokens": 0}, self.ratio)
+        if int(usage.get("completion_tokens") or 0) == 0:
+            return 0, None
         if self.fixed_cost is not None:
-            return self.fixed_cost if status == 200 else 0
-        return pricing.cost(model, prompt, completion, self.ratio)
+            return (self.fixed_cost, {"request": self.fixed_cost}) if status == 200 else (0, None)
+        return pricing.priced(model, usage, self.ratio)
 
     def headers(self, model, attempts):
         """The routing facts every answer carries, plus the credit facts on paid ones (SPEC 2.1).
@@ -138,7 +147,8 @@ class Turn:
         A stream's headers leave before its cost is known: they say what is held and what is left.
         """
         headers = {"X-Gateway-Model": model.id, "X-Gateway-Provider": model.provider,
-                   "X-Gateway-Attempts": str(sum(1 for a in attempts if a.kind != "skipped"))}
+                   "X-Gateway-Attempts": str(sum(1 for a in attempts if a.kind != "skipped")),
+                   "X-Gateway-Dropped-Params": ", ".join(self.dropped)}
         if self.charged is not None and self.available is not None:
             headers["X-Credits-Charged"] = str(pricing.to_credits(self.charged))
         elif self.reserved:

@@ -12,7 +12,9 @@ import requests
 import urllib3
 
 from gateway import answers, errors, ssrf
+from gateway.native import NATIVE, lost_in_translation, native_of
 from gateway.sse import iter_events
+from gateway.tokens import estimate_prompt
 
 MAX_JSON_BYTES = 32 * 1024 * 1024     # a bigger upstream answer is treated as broken, not buffered
 MAX_ERROR_BYTES = 64 * 1024
@@ -56,6 +58,9 @@ class ProviderAdapter:
     supports_stream = True
     supports_embeddings = False
     supports_tools = True
+    # What the family does with OpenAI request fields it cannot express (SPEC 2.1: nothing lost silently):
+    ignored_fields = ()       # accepted without effect: listed in X-Gateway-Dropped-Params
+    refused_fields = ()       # cannot work: a 400 naming the field, before any upstream call
 
     def __init__(self, session=None, user_url_session=None):
         """`user_url_session` serves base URLs that users entered (it checks where each connection went)."""
@@ -67,13 +72,30 @@ class ProviderAdapter:
         """Build the upstream HttpCall for an OpenAI chat request."""
         raise NotImplementedError
 
-    def parse_chat(self, payload, target):
-        """Turn the upstream JSON answer into an OpenAI `chat.completion` dict."""
+    def parse_chat(self, payload, target, body=None):
+        """Turn the upstream JSON answer to `body` into an OpenAI `chat.completion` dict."""
         raise NotImplementedError
 
-    def stream_chunks(self, events, target):
+    def stream_chunks(self, events, target, body=None):
         """Turn upstream SSE events into OpenAI `chat.completion.chunk` dicts (last one with usage)."""
         raise NotImplementedError
+
+    def dropped_params(self, body):
+        """Request fields accepted but without effect on this family (the X-Gateway-Dropped-Params header)."""
+        lost = [] if native_of(body, self.family) else lost_in_translation(body)
+        return lost + [name for name in self.ignored_fields if body.get(name) is not None]
+
+    def refuse_unsupported(self, body):
+        """:raise BadRequest: naming a field this family cannot honour (no upstream call is made)."""
+        native = body.get(NATIVE)
+        if native and native["family"] != self.family and native["refused"]:
+            name = native["refused"][0]
+            raise errors.BadRequest(f"'{name}' has no equivalent on the {self.family} upstream serving this model; "
+                                    "remove it or choose another model.", name, "unsupported_parameter")
+        for name in self.refused_fields:
+            if body.get(name):
+                raise errors.BadRequest(f"'{name}' cannot be honoured by the {self.family} upstream serving this "
+                                        "model; remove it or choose another model.", name, "unsupported_parameter")
 
     def embeddings_call(self, target, body):
         raise errors.UpstreamError(errors.REQUEST, f"{self.family} does not serve embeddings", 400)
@@ -107,23 +129,29 @@ class ProviderAdapter:
 
         `deadline` (time.monotonic) bounds the whole answer; `timeout` bounds each connect and read.
         """
+        self.refuse_unsupported(body)
         response = self._send(self.chat_call(target, body, stream=False), timeout, target)
         payload = self._read_json(response, deadline)
-        return answers.completion(lambda: self.parse_chat(payload, target))
+        return answers.completion(lambda: self.parse_chat(payload, target, body))
 
     def open_stream(self, target, body, timeout, deadline=None):
         """Streaming chat: returns an UpstreamStream of OpenAI chunks.
 
         `deadline` bounds the wait for the stream's first content; `set_read_timeout` lifts it.
         """
+        self.refuse_unsupported(body)
         response = self._send(self.chat_call(target, body, stream=True), timeout, target)
         limit = ReadDeadline(deadline)
-        chunks = answers.chunks(self.stream_chunks(iter_events(iter_raw_lines(response, limit)), target))
+        chunks = answers.chunks(self.stream_chunks(iter_events(iter_raw_lines(response, limit)), target, body))
 
         def after_first_chunk(seconds):
             limit.lift()
             _set_read_timeout(response, seconds)
         return UpstreamStream(chunks, response.close, after_first_chunk)
+
+    def count_tokens(self, target, body, timeout, deadline=None):
+        """Input tokens of a chat request: the family's own count where it has one, else the gateway's estimate."""
+        return estimate_prompt(body)
 
     def embed(self, target, body, timeout, deadline=None):
         response = self._send(self.embeddings_call(target, body), timeout, target)

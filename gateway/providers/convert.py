@@ -42,3 +42,20 @@ def add_turn(turns, role, items, field):
 def chunk(delta, finish_reason=None):
     """An OpenAI chunk body (the router adds id, model and created)."""
     return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+EFFORT_BUDGETS = {"none": 0, "minimal": 1024, "low": 2048, "medium": 8192, "high": 24576,
+                  "xhigh": 32768}        # reasoning_effort ⇄ thinking budget (tokens)
+
+
+def effort_for_budget(budget):
+    """A thinking budget (tokens) as the nearest reasoning_effort that does not think less."""
+    return next((effort for effort in ("minimal", "low", "medium") if budget <= EFFORT_BUDGETS[effort]), "high")
+
+
+def schema_tool(response_format):
+    """Structured output as one tool whose arguments are the answer: (tool name, JSON schema), or None."""
+    if (response_format or {}).get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema") or {}
+    return spec.get("name") or "structured_output", spec.get("schema") or {"type": "object"}

@@ -5,7 +5,8 @@ import urllib.parse
 
 from gateway import errors
 from gateway.providers.base import HttpCall, ProviderAdapter, json_event
-from gateway.providers.convert import add_turn, chunk, split_data_url, text_of, tool_arguments
+from gateway.providers.convert import (EFFORT_BUDGETS, add_turn, chunk, schema_tool, split_data_url, text_of,
+                                       tool_arguments)
 from gateway.tokens import estimate_text
 
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length", "SAFETY": "content_filter", "RECITATION": "content_filter",
@@ -20,6 +21,8 @@ _UNSAFE_IN_NAME = ("/", "..", "?", "#", "%", "\\", ":")
 class GeminiAdapter(ProviderAdapter):
     family = "gemini"
     supports_embeddings = True
+    ignored_fields = ("logit_bias", "store", "metadata", "parallel_tool_calls", "service_tier", "prediction", "user")
+    refused_fields = ("logprobs", "top_logprobs")
 
     def chat_call(self, target, body, stream):
         system, contents = to_gemini_contents(body["messages"])
@@ -32,20 +35,27 @@ class GeminiAdapter(ProviderAdapter):
             config["maxOutputTokens"] = limit
         if body.get("stop"):
             config["stopSequences"] = [body["stop"]] if isinstance(body["stop"], str) else body["stop"]
-        if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+        if (body.get("response_format") or {}).get("type") == "json_object":
             config["responseMimeType"] = "application/json"
+        if body.get("reasoning_effort") is not None:           # validated: one of EFFORT_BUDGETS
+            config["thinkingConfig"] = {"thinkingBudget": EFFORT_BUDGETS[body["reasoning_effort"]]}
         if config:
             payload["generationConfig"] = config
-        if body.get("tools"):
-            payload["tools"] = [{"functionDeclarations": [_declaration(t) for t in body["tools"]
-                                                          if t.get("type", "function") == "function"]}]
-            tool_config = _tool_config(body.get("tool_choice"))
-            if tool_config:
-                payload["toolConfig"] = tool_config
+        declarations = [_declaration(t) for t in body.get("tools") or () if t.get("type", "function") == "function"]
+        tool_config = _tool_config(body.get("tool_choice"))
+        answer = schema_tool(body.get("response_format"))
+        if answer:                  # structured output as one forced function whose arguments are the answer
+            declarations.append({"name": answer[0], "description": "Give the final answer with this function.",
+                                 "parametersJsonSchema": answer[1]})
+            tool_config = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [answer[0]]}}
+        if declarations:
+            payload["tools"] = [{"functionDeclarations": declarations}]
+        if declarations and tool_config:
+            payload["toolConfig"] = tool_config
         method, params = ("streamGenerateContent", {"alt": "sse"}) if stream else ("generateContent", {})
         return HttpCall(self._url(target, method), self._headers(target), payload, params)
 
-    def parse_chat(self, payload, target):
+    def parse_chat(self, payload, target, body=None):
         candidates = payload.get("candidates")
         if not candidates:
             if (payload.get("promptFeedback") or {}).get("blockReason"):
@@ -53,17 +63,17 @@ class GeminiAdapter(ProviderAdapter):
                                      "finish_reason": "content_filter"}], "usage": _usage(payload)}
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answer has no candidates")
         candidate = candidates[0]
-        text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or ())
+        text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or (), _answer_tool(body))
         message = {"role": "assistant", "content": text or (None if tool_calls else "")}
         if tool_calls:
             message["tool_calls"] = tool_calls
         return {"choices": [{"index": 0, "message": message, "finish_reason": _finish(candidate, tool_calls)}],
                 "usage": _usage(payload)}
 
-    def stream_chunks(self, events, target):
+    def stream_chunks(self, events, target, body=None):
         """Every event is a whole GenerateContentResponse holding the next piece; the stream simply ends."""
         yield chunk({"role": "assistant", "content": ""})
-        finished, calls, usage = False, 0, None
+        finished, calls, usage, answer_tool = False, 0, None, _answer_tool(body)
         for event in events:
             data = json_event(event)
             if "error" in data:
@@ -71,7 +81,7 @@ class GeminiAdapter(ProviderAdapter):
             if data.get("usageMetadata"):
                 usage = _usage(data)
             for candidate in data.get("candidates") or ():
-                text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or (), first_index=calls)
+                text, tool_calls = _parts((candidate.get("content") or {}).get("parts") or (), answer_tool, calls)
                 if text:
                     yield chunk({"content": text})
                 if tool_calls:
@@ -86,6 +96,8 @@ class GeminiAdapter(ProviderAdapter):
             yield {"choices": [], "usage": usage}
 
     def embeddings_call(self, target, body):
+        if isinstance(body["input"], list) and not isinstance(body["input"][0], str):
+            raise errors.BadRequest("Gemini embeds text only: send 'input' as text, not token ids.", "input")
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         name = f"models/{_safe_name(target.model.upstream_name)}"
         payload = {"requests": [{"model": name, "content": {"parts": [{"text": text}]}} for text in inputs]}
@@ -164,16 +176,31 @@ def _content_parts(content):
                 parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
             else:
                 parts.append({"fileData": {"mimeType": "image/*", "fileUri": url}})
+        elif part.get("type") == "file":
+            inline = split_data_url(part["file"].get("file_data") or "")
+            if not inline:
+                raise errors.BadRequest("A Gemini upstream reads files sent inline ('file.file_data'), not by "
+                                        "'file_id'.", "messages")
+            parts.append({"inlineData": {"mimeType": inline[0], "data": inline[1]}})
     return parts
 
 
-def _parts(parts, first_index=0):
+def _answer_tool(body):
+    """The name of the forced function that emulates structured output for this request, if any."""
+    answer = schema_tool((body or {}).get("response_format"))
+    return answer[0] if answer else None
+
+
+def _parts(parts, answer_tool=None, first_index=0):
+    """(text, tool calls) of an answer's parts; the answer tool's arguments are text (the structured answer)."""
     text, tool_calls = "", []
     for part in parts:
         if part.get("thought"):
             continue
         if "text" in part:
             text += part.get("text") or ""
+        elif "functionCall" in part and answer_tool and part["functionCall"].get("name") == answer_tool:
+            text += json.dumps(part["functionCall"].get("args") or {})
         elif "functionCall" in part:
             call = part["functionCall"]
             tool_calls.append({"id": f"call_{first_index + len(tool_calls) + 1}", "type": "function", "function": {
@@ -188,10 +215,13 @@ def _finish(candidate, tool_calls):
 
 
 def _usage(payload):
+    """Gemini usage as OpenAI's: the prompt count includes cached content; thoughts are output, named apart."""
     meta = payload.get("usageMetadata") or {}
-    prompt = int(meta.get("promptTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + int(meta.get("thoughtsTokenCount") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    prompt, thoughts = int(meta.get("promptTokenCount") or 0), int(meta.get("thoughtsTokenCount") or 0)
+    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
+            "completion_tokens_details": {"reasoning_tokens": thoughts}}
 
 
 def _declaration(tool):

@@ -25,6 +25,9 @@ _FORWARDED = ("temperature", "top_p", "max_tokens", "stream", "repetition_penalt
 
 class GigaChatAdapter(ProviderAdapter):
     family = "gigachat"
+    ignored_fields = ("stop", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "store", "metadata",
+                      "parallel_tool_calls", "reasoning_effort", "user", "service_tier", "prediction")
+    refused_fields = ("logprobs", "top_logprobs")
 
     def __init__(self, session=None, user_url_session=None):
         super().__init__(session, user_url_session)
@@ -33,10 +36,12 @@ class GigaChatAdapter(ProviderAdapter):
 
     # --- transport: a bearer token in place of the authorization key ----------------------
     def complete(self, target, body, timeout, deadline=None):
+        self.refuse_unsupported(body)                # before the token exchange, too
         return self._authorized(target, timeout,
                                 lambda t: super(GigaChatAdapter, self).complete(t, body, timeout, deadline))
 
     def open_stream(self, target, body, timeout, deadline=None):
+        self.refuse_unsupported(body)
         return self._authorized(target, timeout,
                                 lambda t: super(GigaChatAdapter, self).open_stream(t, body, timeout, deadline))
 
@@ -83,6 +88,22 @@ class GigaChatAdapter(ProviderAdapter):
         return token, expires_at / 1000
 
     # --- translation -----------------------------------------------------------------------
+    def refuse_unsupported(self, body):
+        """GigaChat has no JSON mode to build structured output on: refused rather than answered in prose."""
+        super().refuse_unsupported(body)
+        if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+            raise errors.BadRequest("'response_format' (JSON output) cannot be honoured by the gigachat upstream "
+                                    "serving this model; remove it or choose another model.", "response_format",
+                                    "unsupported_parameter")
+
+    def dropped_params(self, body):
+        """GigaChat reads text only: image and file parts are listed too."""
+        dropped = super().dropped_params(body)
+        if any(isinstance(m.get("content"), list) and any(p.get("type") != "text" for p in m["content"])
+               for m in body["messages"]):
+            dropped.append("messages.content (image and file parts)")
+        return dropped
+
     def chat_call(self, target, body, stream):
         payload = {k: body[k] for k in _FORWARDED if k in body}
         payload["model"] = target.model.upstream_name
@@ -101,7 +122,7 @@ class GigaChatAdapter(ProviderAdapter):
         return HttpCall(f"{target.base_url}/chat/completions", headers, payload,
                         verify=target.provider.ca_bundle or True)
 
-    def parse_chat(self, payload, target):
+    def parse_chat(self, payload, target, body=None):
         if not isinstance(payload.get("choices"), list):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answer has no choices")
         choices = []
@@ -116,7 +137,7 @@ class GigaChatAdapter(ProviderAdapter):
                             "finish_reason": FINISH_REASONS.get(choice.get("finish_reason"), "stop")})
         return {"choices": choices, "usage": payload.get("usage") or {}}
 
-    def stream_chunks(self, events, target):
+    def stream_chunks(self, events, target, body=None):
         calls = 0
         for event in events:
             if event.data.strip() == "[DONE]":

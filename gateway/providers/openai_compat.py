@@ -8,6 +8,7 @@ FORWARDED_FIELDS = (
     "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "n",
     "presence_penalty", "frequency_penalty", "seed", "user", "tools", "tool_choice",
     "response_format", "logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls",
+    "reasoning_effort", "metadata", "store", "service_tier", "prediction",
 )
 
 
@@ -23,12 +24,12 @@ class OpenAICompatAdapter(ProviderAdapter):
             payload["stream_options"] = {"include_usage": True}   # we always need usage to bill
         return HttpCall(f"{target.base_url}/chat/completions", self._headers(target), payload)
 
-    def parse_chat(self, payload, target):
+    def parse_chat(self, payload, target, body=None):
         if not isinstance(payload.get("choices"), list):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answer has no choices")
         return payload
 
-    def stream_chunks(self, events, target):
+    def stream_chunks(self, events, target, body=None):
         for event in events:
             if event.data.strip() == "[DONE]":
                 return

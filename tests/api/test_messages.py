@@ -36,7 +36,8 @@ def test_messages_routes_to_openai_family_with_translation(gateway, upstream):
     assert response.status_code == 200, response.get_json()
     body = response.get_json()
     assert body["type"] == "message" and body["content"] == [{"type": "text", "text": upstream.reply_text}]
-    assert body["usage"] == {"input_tokens": upstream.usage[0], "output_tokens": upstream.usage[1]}
+    assert body["usage"] == {"input_tokens": upstream.usage[0], "output_tokens": upstream.usage[1],
+                             "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0, "cost": 0.0}
     sent = upstream.requests[0].body
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
     assert sent["messages"][2]["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"a": 1}'}
@@ -48,6 +49,14 @@ def test_messages_routes_to_openai_family_with_translation(gateway, upstream):
     ({"model": "m1", "messages": HELLO}, 400, "invalid_request_error"),
     ({"model": "m1", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}, 400, "invalid_request_error"),
     ({"model": "nope", "max_tokens": 5, "messages": HELLO}, 404, "not_found_error"),
+    ({"model": "m1", "max_tokens": 5, "messages": HELLO, "thinking": {"type": "enabled"}}, 400,
+     "invalid_request_error"),
+    ({"model": "m1", "max_tokens": 5, "messages": HELLO, "output_config": {"format": {"type": "xml"}}}, 400,
+     "invalid_request_error"),
+    ({"model": "m1", "max_tokens": 5, "messages": HELLO + [{"role": "system", "content": [{"type": "image"}]}]}, 400,
+     "invalid_request_error"),
+    ({"model": "m1", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "ftp"}}]}]}, 400, "invalid_request_error"),
 ])
 def test_bad_requests_get_anthropic_errors(gateway, upstream, body, status, kind):
     """Refusals use Anthropic's error shape and never reach an upstream."""
