@@ -29,7 +29,7 @@ def require_login():
 
 @bp.app_template_filter("money")
 def money_filter(micro):
-    """Micro-USD as credits with 2 to 6 decimals (the one format every credits figure uses)."""
+    """Micro-USD as credits: 2 decimals, more only below a cent (the one format every credits figure uses)."""
     return pricing.format_credits(micro)
 
 
