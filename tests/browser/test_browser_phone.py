@@ -7,7 +7,7 @@ from helpers import gateway_config
 
 from conftest import make_key
 from extensions import db
-from models import User, credit
+from models import RequestLog, User, credit
 
 PAGES = ("/keys", "/provider-keys", "/credits", "/usage", "/models", "/admin/users", "/admin/requests",
          "/admin/codes", "/admin/activity", "/admin/upstreams", "/no-such-page")
@@ -41,9 +41,11 @@ def some_history(app, base_url):
 def test_every_page_fits_a_phone_and_the_menu_reaches_every_link(phone, base_url, app):
     register(phone, base_url, "root")
     some_history(app, base_url)
+    with app.app_context():
+        detail = f"/admin/requests/{db.session.scalar(db.select(db.func.max(RequestLog.id)))}"
     for width in (NARROWEST, PHONE["width"]):
         phone.set_viewport_size({"width": width, "height": PHONE["height"]})
-        for path in PAGES:
+        for path in (*PAGES, detail):
             phone.goto(base_url + path)
             assert fits(phone), (path, width, phone.evaluate("document.documentElement.scrollWidth"))
     for width in (1024, 1280):                                        # the menu's two sides of its breakpoint
@@ -69,6 +71,9 @@ def test_every_page_fits_a_phone_and_the_menu_reaches_every_link(phone, base_url
     assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
     log_out.click()
     phone.wait_for_url(base_url + "/login")
+    for path in ("/login", "/register"):
+        phone.goto(base_url + path)
+        assert fits(phone), path
 
 
 def test_a_missing_page_is_styled_and_keeps_the_navigation(phone, base_url):
