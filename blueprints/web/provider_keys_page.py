@@ -100,7 +100,7 @@ def test(key_id):
     was_out = not key.usable()
     result = service.try_key(key)
     activity_log.record(current_user.id, "TEST", key.provider_name, key.id,
-                        f"Tested key '{key.name}': {'OK' if result.ok else 'failed'}. {result.summary}")
+                        f"Tested key '{key.name}': {result.summary}")
     db.session.commit()
     if result.ok and was_out:
         return _card(key, message=f"{result.summary} The key is back in rotation.", logged=True)
