@@ -9,9 +9,8 @@ from gateway.shapes import error_body
 NEXT_STEPS = {
     400: ("Bad request", "The page could not use what was sent. Go back, reload the page and try again."),
     403: ("Not allowed", "Your account may not open this page. Administrators can change roles on the Admin page."),
-    404: ("Page not found", "There is nothing at this address. It may have been deleted, or it belongs to "
-                            "another account."),
-    405: ("Not allowed here", "This address does not accept that kind of request. Open it from the navigation instead."),
+    404: ("Page not found", "There is nothing at this address. It may have been deleted, or it is another account's."),
+    405: ("Not allowed here", "This address does not take that kind of request. Open it from the navigation instead."),
     429: ("Too many requests", "Slow down a little, then try again."),
     500: ("Something went wrong", "The error has been logged. Try again; if it keeps happening, tell the operator."),
 }

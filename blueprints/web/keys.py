@@ -104,8 +104,8 @@ def revoke(key_id):
 
 
 def _card_context():
-    return {"models": catalog_models(), "expiry_value": key_forms.expiry_value, "editor_values": key_forms.editor_values,
-            "max_rpm": key_forms.MAX_RPM}
+    return {"models": catalog_models(), "expiry_value": key_forms.expiry_value,
+            "editor_values": key_forms.editor_values, "max_rpm": key_forms.MAX_RPM}
 
 
 def _live_keys():

@@ -3,9 +3,9 @@
 import pytest
 import requests
 from browser_fixtures import PHONE, base_url, browser, phone, register, screenshot  # noqa: F401  (fixtures)
+from conftest import make_key
 from helpers import gateway_config
 
-from conftest import make_key
 from extensions import db
 from models import RequestLog, User, credit
 

@@ -1,9 +1,9 @@
 """Accounts, sessions, CSRF, login throttling and security headers of the browser pages."""
 import re
 
+from conftest import make_user
 from web_client import PASSWORD, web  # noqa: F401  (web is a fixture)
 
-from conftest import make_user
 from extensions import db
 from models import User
 

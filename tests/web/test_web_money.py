@@ -2,10 +2,10 @@
 import re
 
 import pytest
+from conftest import make_key
 from helpers import gateway_config
 from web_client import web  # noqa: F401  (web is a fixture)
 
-from conftest import make_key
 from extensions import db
 from gateway.pricing import format_credits
 from models import User, credit
