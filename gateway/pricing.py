@@ -101,8 +101,19 @@ def from_credits(value):
     return int((amount * MICRO_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
-def format_credits(micro):
-    """Micro-USD as display credits with 2 to 6 decimals and thousands separators: 27.5 → "27.50"."""
-    whole, fraction = divmod(abs(micro or 0), MICRO_PER_USD)
+def format_credits(micro, exact=False):
+    """Micro-USD as credits, never in scientific notation: the one money format of pages and headers.
+
+    For people: 2 decimals with thousands separators ("1,234.50", "9.99"); an amount below a cent
+    keeps the digits that make it non-zero ("0.0042", "0.000018") instead of showing as "0.00".
+    `exact=True` is for headers that clients add up against the ledger: every micro-USD kept, the
+    same 2-decimal minimum and no separators ("12.490401", "0.01").
+    """
+    micro = micro or 0
+    sign = "-" if micro < 0 else ""
+    whole, fraction = divmod(abs(micro), MICRO_PER_USD)
+    if not exact and whole + fraction // 10_000 > 0:
+        cents = (abs(micro) + 5_000) // 10_000          # half up, to the cent
+        return f"{sign}{cents // 100:,}.{cents % 100:02d}"
     decimals = f"{fraction:06d}".rstrip("0").ljust(2, "0")
-    return f"{'-' if (micro or 0) < 0 else ''}{whole:,}.{decimals}"
+    return f"{sign}{whole}.{decimals}" if exact else f"{sign}{whole:,}.{decimals}"

@@ -7,7 +7,7 @@ import sqlalchemy.orm as so
 from extensions import db
 from models.user import utcnow
 
-ACTIONS = ("ADD", "DELETE", "SELECT", "UNSELECT", "IMPORT", "INVALID", "COOLDOWN")
+ACTIONS = ("ADD", "DELETE", "SELECT", "UNSELECT", "IMPORT", "INVALID", "COOLDOWN", "TEST")
 
 
 class ActivityLog(db.Model):

@@ -150,11 +150,11 @@ class Turn:
                    "X-Gateway-Attempts": str(sum(1 for a in attempts if a.kind != "skipped")),
                    "X-Gateway-Dropped-Params": ", ".join(self.dropped)}
         if self.charged is not None and self.available is not None:
-            headers["X-Credits-Charged"] = str(pricing.to_credits(self.charged))
+            headers["X-Credits-Charged"] = pricing.format_credits(self.charged, exact=True)
         elif self.reserved:
-            headers["X-Credits-Reserved"] = str(pricing.to_credits(self.reserved))
+            headers["X-Credits-Reserved"] = pricing.format_credits(self.reserved, exact=True)
         if self.available is not None:
-            headers["X-Credits-Remaining"] = str(pricing.to_credits(self.available))
+            headers["X-Credits-Remaining"] = pricing.format_credits(self.available, exact=True)
         return headers
 
     def _app_context(self):

@@ -60,9 +60,12 @@ def register():
             user = _create_account(username, request.form["password"])
             _sign_in(user)
             flash(f"Welcome, {user.username}! Create an API key or start a chat."
-                  + (" You are the administrator of this gateway." if user.is_admin else ""), "success")
+                  + (" You are the administrator of this gateway." if user.is_admin else
+                     " This is a user account: an administrator can grant you credits or make you an administrator."),
+                  "success")
             return redirect(url_for("keys.index"))
-    return render_template("auth/register.html", error=error, username=username), 422 if error else 200
+    return render_template("auth/register.html", error=error, username=username,
+                           first_account=_no_account_yet()), 422 if error else 200
 
 
 def _registration_error(username, password, confirm):
@@ -75,6 +78,11 @@ def _registration_error(username, password, confirm):
     if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         return "That username is taken."
     return None
+
+
+def _no_account_yet():
+    """True on a brand-new gateway, the only time registering makes an administrator (see _create_account)."""
+    return db.session.scalar(sa.select(User.id).limit(1)) is None
 
 
 def _create_account(username, password):
@@ -108,7 +116,8 @@ def login():
         else:
             _sign_in(user)
             return redirect(_safe_next(request.args.get("next")) or url_for("chat.index"))
-    return render_template("auth/login.html", error=error, username=username), 401 if error else 200
+    return render_template("auth/login.html", error=error, username=username,
+                           first_account=_no_account_yet()), 401 if error else 200
 
 
 @bp.post("/logout")

@@ -29,7 +29,7 @@ def require_login():
 
 @bp.app_template_filter("money")
 def money_filter(micro):
-    """Micro-USD as credits with 2 to 6 decimals (the one format every credits figure uses)."""
+    """Micro-USD as credits: 2 decimals, more only below a cent (the one format every credits figure uses)."""
     return pricing.format_credits(micro)
 
 
@@ -79,7 +79,7 @@ def redeem():
     except (FormError, redemption.CodeNotRedeemable) as exc:
         error = str(exc) if isinstance(exc, FormError) else NOT_REDEEMABLE
         if request.htmx:
-            return render_template("credits/_redeem.html", error=error), 422
+            return render_template("credits/_redeem.html", error=error, typed_code=request.form.get("code", "")), 422
         flash(error, "error")
         return redirect(url_for("credits.index"))
     message = (f"Added {pricing.format_credits(added)} credits. "

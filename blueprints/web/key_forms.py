@@ -50,6 +50,16 @@ def expiry_value(expires_at):
     return (expires_at - timedelta(days=1)).strftime("%Y-%m-%d") if expires_at else ""
 
 
+def editor_values(key, form=None):
+    """What the key editor shows: the submitted fields after a refused save (so nothing typed or ticked
+    is lost), else the stored key's."""
+    if form is not None:
+        return {"name": form.get("name", ""), "expires_on": form.get("expires_on", ""), "rpm": form.get("rpm", ""),
+                "models": form.getlist("models"), "allow_ips": form.get("allow_ips", "")}
+    return {"name": key.name, "expires_on": expiry_value(key.expires_at), "rpm": key.rpm or "",
+            "models": key.model_limits or [], "allow_ips": "\n".join(key.allow_ips or [])}
+
+
 def rpm(raw):
     """The key's own requests per minute, or None for the gateway's default.
 

@@ -75,7 +75,7 @@ def update(key_id):
                   "allow_ips": key_forms.allow_ips(form.get("allow_ips"))}
     except key_forms.FormError as exc:
         db.session.rollback()
-        return _card(key, error=str(exc), open_editor=True, status=422)
+        return _card(key, error=str(exc), typed=key_forms.editor_values(key, form), status=422)
     for field, value in values.items():
         setattr(key, field, value)
     db.session.commit()
@@ -104,7 +104,8 @@ def revoke(key_id):
 
 
 def _card_context():
-    return {"models": catalog_models(), "expiry_value": key_forms.expiry_value, "max_rpm": key_forms.MAX_RPM}
+    return {"models": catalog_models(), "expiry_value": key_forms.expiry_value,
+            "editor_values": key_forms.editor_values, "max_rpm": key_forms.MAX_RPM}
 
 
 def _live_keys():
@@ -112,10 +113,14 @@ def _live_keys():
                               .order_by(ApiKey.id.desc())).all()
 
 
-def _card(key, message=None, error=None, open_editor=False, status=200):
-    """The key's card for an htmx swap, or back to the page for a plain form post."""
+def _card(key, message=None, error=None, typed=None, status=200):
+    """The key's card for an htmx swap, or the page for a plain form post; `typed` (a refused save's
+    fields) reopens the editor with them."""
     if request.htmx:
-        return render_template("keys/_key.html", key=key, message=message, error=error, open_editor=open_editor,
+        return render_template("keys/_key.html", key=key, message=message, error=error, typed=typed,
                                **_card_context()), status
+    if typed is not None:
+        return render_template("keys/index.html", keys=_live_keys(), created=None, raw_key=None, error=None,
+                               edited={"id": key.id, "error": error, "typed": typed}, **_card_context()), status
     flash(error or message, "error" if error else "success")
     return redirect(url_for("keys.index"))

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, render_template, request
 from flask_login import login_required
 
 from blueprints.web.security import protect
+from gateway import pricing
 from gateway.errors import GatewayError
 
 bp = protect(Blueprint("catalog", __name__))
@@ -18,9 +19,9 @@ class ModelRow:
     provider: str
     group: str
     fallbacks: tuple
-    input_per_mtok: float
-    output_per_mtok: float
-    per_request: float
+    input_per_mtok: str          # prices in credits, exact (a price rounded to the cent would misquote 0.075)
+    output_per_mtok: str
+    per_request: str
     status: str
 
 
@@ -37,8 +38,12 @@ def catalog_rows():
     gateway = current_app.extensions["gateway"]
     breakers = gateway.router.breakers.snapshot()
     return [ModelRow(m.id, m.kind, m.provider, m.group or "—", _fallbacks(gateway.catalog, m),
-                     m.input_per_mtok, m.output_per_mtok, m.per_request, _status(breakers, m))
+                     _price(m.input_per_mtok), _price(m.output_per_mtok), _price(m.per_request), _status(breakers, m))
             for m in gateway.catalog.visible()]
+
+
+def _price(usd):
+    return pricing.format_credits(pricing.from_credits(usd), exact=True)
 
 
 def _fallbacks(catalog, model):

@@ -13,6 +13,7 @@ from htmx_flask import make_response as htmx_response
 from blueprints import provider_key_service as service
 from blueprints.web.security import protect
 from extensions import db
+from models import activity_log
 from models.user import utcnow
 
 bp = protect(Blueprint("provider_keys_page", __name__, url_prefix="/provider-keys"))
@@ -61,9 +62,9 @@ def create():
         return render_template(template, form=form, error=exc.message, message=None, **_page_context()), 422
     db.session.commit()
     message = f"Key “{key.name}” added for {key.provider_name}."
-    if request.htmx:
-        return htmx_response(render_template("provider_keys/_created.html", form={}, error=None, message=message,
-                                             **_page_context()), trigger=CHANGED)
+    if request.htmx:                    # the next key is most likely for the same provider: keep it chosen
+        return htmx_response(render_template("provider_keys/_created.html", form={"provider_name": key.provider_name},
+                                             error=None, message=message, **_page_context()), trigger=CHANGED)
     flash(message, "success")
     return redirect(url_for("provider_keys_page.index"))
 
@@ -75,7 +76,7 @@ def rename(key_id):
         service.rename(key, request.form.get("name"))
     except service.KeyInputError as exc:
         db.session.rollback()
-        return _card(key, error=exc.message, open_editor=True, status=422)
+        return _card(key, error=exc.message, typed_name=request.form.get("name", ""), status=422)
     db.session.commit()
     return _card(key, message="Renamed.")
 
@@ -93,14 +94,18 @@ def select(key_id):
 
 @bp.post("/<key_id>/test")
 def test(key_id):
-    """One cheap real call with this key; the card then says OK or the failure's class."""
+    """One cheap real call with this key; the card then says OK or the failure's class, and the
+    history keeps a TEST row so the outcome is still there after a reload."""
     key = owned_key(key_id)
     was_out = not key.usable()
     result = service.try_key(key)
+    activity_log.record(current_user.id, "TEST", key.provider_name, key.id,
+                        f"Tested key '{key.name}': {result.summary}")
     db.session.commit()
     if result.ok and was_out:
-        return _card(key, message=f"{result.summary} The key is back in rotation.")
-    return _card(key, message=result.summary if result.ok else None, error=None if result.ok else result.summary)
+        return _card(key, message=f"{result.summary} The key is back in rotation.", logged=True)
+    return _card(key, message=result.summary if result.ok else None, error=None if result.ok else result.summary,
+                 logged=True)
 
 
 @bp.post("/<key_id>/delete")
@@ -133,10 +138,12 @@ def _list(message):
     return redirect(url_for("provider_keys_page.index"))
 
 
-def _card(key, message=None, error=None, open_editor=False, status=200):
-    """One key's card for an htmx swap, or back to the page for a plain form post."""
+def _card(key, message=None, error=None, typed_name=None, status=200, logged=False):
+    """One key's card for an htmx swap (`typed_name`: a refused rename, shown again in its open editor;
+    `logged`: an activity row was written, so the history reloads), or back to the page for a plain post."""
     if request.htmx:
-        return render_template("provider_keys/_key.html", key=key, message=message, error=error,
-                               open_editor=open_editor, now=utcnow()), status
+        return htmx_response(render_template("provider_keys/_key.html", key=key, message=message, error=error,
+                                             typed_name=typed_name, now=utcnow()), status,
+                             trigger=CHANGED if logged else None)
     flash(error or message, "error" if error else "success")
     return redirect(url_for("provider_keys_page.index"))

@@ -48,7 +48,7 @@ def export():
     writer.writerow(CSV_HEADER)
     for day, model, key, totals in usage.detail_rows(usage.user_filter(user.id, days)):
         writer.writerow((day, _cell(model), _cell(key), totals.requests, totals.prompt_tokens,
-                         totals.completion_tokens, pricing.format_credits(totals.cost).replace(",", "")))
+                         totals.completion_tokens, pricing.format_credits(totals.cost, exact=True)))
     filename = f"usage-{user.username}-{days}d.csv"
     return Response(out.getvalue(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})

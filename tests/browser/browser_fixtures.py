@@ -4,6 +4,7 @@ Imported by the browser tests (not a conftest.py: that would shadow the root `co
 that other test folders import helpers from).
 """
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,13 +28,16 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh context per test; console errors (CSP violations included) fail the test.
+PHONE = {"width": 390, "height": 844}
+
+
+@contextmanager
+def watched_page(browser, viewport):
+    """A fresh context and page; console errors (CSP violations included) fail the test at the end.
 
     "Failed to load resource" is left out: the tests provoke 4xx answers (422 on a bad form) on purpose.
     """
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context = browser.new_context(viewport=viewport)
     page = context.new_page()
     errors = []
     page.on("console", lambda message: errors.append(message.text)
@@ -43,6 +47,20 @@ def page(browser):
     yield page
     context.close()
     assert errors == [], errors
+
+
+@pytest.fixture
+def page(browser):
+    """A desktop-sized page (1280×860) that fails the test on any console error."""
+    with watched_page(browser, {"width": 1280, "height": 860}) as desktop:
+        yield desktop
+
+
+@pytest.fixture
+def phone(browser):
+    """A phone-sized page (390×844, an iPhone 12-14) that fails the test on any console error."""
+    with watched_page(browser, PHONE) as small:
+        yield small
 
 
 @pytest.fixture

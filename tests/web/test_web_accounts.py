@@ -1,6 +1,7 @@
 """Accounts, sessions, CSRF, login throttling and security headers of the browser pages."""
 import re
 
+from conftest import make_user
 from web_client import PASSWORD, web  # noqa: F401  (web is a fixture)
 
 from extensions import db
@@ -25,6 +26,23 @@ def test_register_logs_in_and_first_account_is_admin(app, web):
     assert roles(app) == {"alice": "admin", "bob": "user"}
     with app.app_context():
         assert db.session.scalar(db.select(User).filter_by(username="bob")).check_password(PASSWORD)
+
+
+def test_the_admin_hint_shows_only_while_the_gateway_has_no_account(app):
+    """After `flask users create --admin`, the pages stop promising the administrator role, and the
+    next registration is told it is a plain user."""
+    visitor = app.test_client()
+    for path in ("/login", "/register"):
+        assert "becomes its administrator" in visitor.get(path).get_data(as_text=True), path
+    make_user(app, "root", role="admin")                         # what the CLI does
+    for path in ("/login", "/register"):
+        assert "becomes its administrator" not in visitor.get(path).get_data(as_text=True), path
+    assert "New accounts are regular users" in visitor.get("/register").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', visitor.get("/register").get_data(as_text=True)).group(1)
+    welcome = visitor.post("/register", data={"username": "bob", "password": PASSWORD, "confirm": PASSWORD,
+                                              "csrf_token": token}, follow_redirects=True)
+    assert "This is a user account: an administrator can grant you credits" in welcome.get_data(as_text=True)
+    assert roles(app) == {"root": "admin", "bob": "user"}
 
 
 def test_registration_rejects_bad_input(app, web):

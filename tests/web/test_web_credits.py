@@ -62,7 +62,7 @@ def test_ledger_is_paged_newest_first_and_loads_older_entries(app, web):
     plain = bob.get(f"/credits/ledger?before={before}")            # no JavaScript: the full page, older rows
     assert plain.status_code == 302 and plain.location.endswith(f"/credits?before={before}")
     assert LEDGER_ROW.findall(bob.get(plain.location).get_data(as_text=True)) == [str(i) for i in older]
-    assert "Balance" in page and "30.000435" in page                # 30 credits + 435 micro, six decimals
+    assert "Balance" in page and "30.00" in page and "30.000435" not in page     # 30 credits + 435 micro, to the cent
 
 
 def test_ledger_shows_only_ones_own_rows(app, web):
@@ -251,3 +251,15 @@ def test_cli_reads_amounts_like_the_pages(app):
     with app.app_context():
         assert set(db.session.scalars(sa.select(RedemptionCode.amount))) == {57_500_000}
         assert set(db.session.scalars(sa.select(RedemptionCode.batch))) == {"package 50"}
+
+
+def test_refused_grant_and_redeem_keep_what_was_typed(app, web):
+    """A refused form comes back filled in: the admin's amount and note, the user's mistyped code."""
+    admin, bob = web("root"), web("bob")
+    refused = admin.post(f"/admin/users/{user_id(app, 'bob')}/grant", data={"amount": "12,5", "note": "March bonus"})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and 'value="12,5"' in html and 'value="March bonus"' in html
+    assert '<details class="grant" open>' in html
+    mistyped = bob.post("/credits/redeem", data={"code": "gw-typo-in-the-code"})
+    assert mistyped.status_code == 422 and 'value="gw-typo-in-the-code"' in mistyped.get_data(as_text=True)
+    assert balance_and_ledger(app, "bob") == (0, 0, 0)

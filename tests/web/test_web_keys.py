@@ -36,7 +36,7 @@ def test_created_key_is_shown_once_then_only_masked(app, web):
     with app.app_context():
         row = db.session.get(ApiKey, key_id)
         assert row.masked in listing and row.key_hash != raw and raw not in row.masked
-    assert "You have no API keys yet" not in listing
+    assert re.search(r"<p id=\"no-keys\"[^>]* hidden>", listing)           # kept hidden: the oob swap needs its target
     assert status_of(app.test_client(), raw) == 200
 
 
@@ -140,3 +140,24 @@ def test_api_keys_endpoint_errors_use_the_detail_shape(app, web):
     token = re.search(r'name="csrf_token" value="([^"]+)"', anonymous.get("/login").get_data(as_text=True)).group(1)
     refused = anonymous.post("/api/keys", json={"name": "x"}, headers={"X-CSRFToken": token})
     assert refused.status_code == 401 and refused.get_json()["error_type"] == "not_authenticated"
+
+
+def test_a_refused_save_shows_every_field_as_typed_and_the_fix_stores_them(app, web):
+    """The issue-13 walk: tick a model, rename, IP `bad`, Save → the error, with the tick, the name and the IPs kept."""
+    alice = web("alice")
+    _, key_id = create(alice)
+    typed = {"name": "renamed", "models": ["demo-mini"], "allow_ips": "10.0.0.1\nbad", "rpm": "7"}
+    for htmx in (True, False):
+        refused = alice.post(f"/keys/{key_id}", data=typed, htmx=htmx)
+        html = refused.get_data(as_text=True)
+        assert refused.status_code == 422 and "&#39;bad&#39; is not an IP address" in html
+        assert 'name="name" value="renamed"' in html and 'name="rpm" value="7"' in html
+        assert re.search(r'value="demo-mini"\s+checked', html) and not re.search(r'value="demo-chat"\s+checked', html)
+        assert ">10.0.0.1\nbad</textarea>" in html and "<details open>" in html
+    with app.app_context():
+        assert db.session.get(ApiKey, key_id).name == "laptop"        # nothing was saved
+    saved = alice.post(f"/keys/{key_id}", data={**typed, "allow_ips": "10.0.0.1"})
+    assert saved.status_code == 200 and "Models: demo-mini" in saved.get_data(as_text=True)
+    with app.app_context():
+        row = db.session.get(ApiKey, key_id)
+        assert (row.name, row.model_limits, row.allow_ips, row.rpm) == ("renamed", ["demo-mini"], ["10.0.0.1/32"], 7)

@@ -17,9 +17,10 @@ def test_catalog_lists_prices_groups_and_fallback_order(app, web):
     page = web("alice").get("/models").get_data(as_text=True)
     assert page.count("<th scope=\"row\">") == 4
     m1 = page[page.index("<code>m1</code>"):page.index("<code>m2</code>")]
-    assert "<td>main</td>" in m1 and "<td>m2</td>" in m1 and "<td>2.50</td>" in m1 and "<td>10.00</td>" in m1
+    assert "<td>main</td>" in m1 and "<td>m2</td>" in m1 and "<td class=\"num\">2.50</td>" in m1
+    assert "<td class=\"num\">10.00</td>" in m1
     m2 = page[page.index("<code>m2</code>"):page.index("<code>solo</code>")]
-    assert "<td>0.0020</td>" in m2 and "<td>m1</td>" in m2
+    assert "<td class=\"num\">0.002</td>" in m2 and "<td>m1</td>" in m2            # the money format, exact
     assert 'hx-trigger="input changed delay:300ms' in page and 'hx-target="#model-rows"' in page
 
 

@@ -283,3 +283,41 @@ def test_admin_activity_pages(app, web):
     second = root.get(re.search(r'href="([^"]+page=2)"', first).group(1).replace("&amp;", "&")).get_data(as_text=True)
     assert "k9&#39;" in second and "k0&#39;" in second and "k10&#39;" not in second and "← Newer" in second
     assert "Older →" not in second
+
+
+def test_after_an_add_the_form_keeps_the_chosen_provider(make_app, upstream):
+    """Adding several keys for the second provider in the list must not jump back to the first one."""
+    app = make_app(gateway_config(upstream, {"m1": {"provider": "openai"}, "c1": {"provider": "anthropic"}}))
+    alice = WebUser(app.test_client())
+    alice.register("alice")
+    form = add(alice, "sk-ant-first-1111", "First", provider="openai").get_data(as_text=True)
+    assert re.search(r'<option value="openai"\s+selected>', form) and not re.search(r'value="anthropic"\s+selected', form)
+    form = add(alice, "sk-ant-second-2222", "Second", provider="anthropic").get_data(as_text=True)
+    assert re.search(r'<option value="anthropic"\s+selected>', form) and not re.search(r'value="openai"\s+selected', form)
+
+
+def test_a_refused_rename_keeps_what_was_typed(app, web):
+    alice = web("alice")
+    add(alice, "sk-rename-me-3333", "Before")
+    key = key_id(app, "Before")
+    refused = alice.post(f"{PAGE}/{key}", data={"name": "y" * 101})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and f'value="{"y" * 101}"' in html and "<details open>" in html
+    with app.app_context():
+        assert db.session.scalar(sa.select(UserProviderKey)).name == "Before"
+
+
+def test_a_failed_test_is_still_shown_after_a_reload(app, web, upstream):
+    """The test's outcome goes into the key history (a TEST row), which the page shows on every load."""
+    alice = web("alice")
+    secret = "sk-fails-its-test-7777"
+    add(alice, secret, "Flaky")
+    key = key_id(app, "Flaky")
+    upstream.script(Fault.status(401, f"Incorrect API key provided: {secret}"), key=secret)
+    tested = alice.post(f"{PAGE}/{key}/test")
+    assert tested.headers["HX-Trigger"] == "provider-keys-changed"          # the history panel reloads itself
+    page = alice.get(PAGE).get_data(as_text=True)
+    assert "badge-action-test" in page and "Tested key &#39;Flaky&#39;: Failed (auth, HTTP 401)" in page
+    assert secret not in page and "Incorrect API key" not in page
+    assert actions(app, "alice")[-1][0] == "TEST"
+    assert "Tested key &#39;Flaky&#39;" in alice.get("/admin/activity?action=TEST").get_data(as_text=True)

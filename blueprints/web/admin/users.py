@@ -52,11 +52,11 @@ def users_grant(user_id):
         note = (request.form.get("note") or "").strip()[:MAX_NOTE] or f"granted by {current_user.username}"
         balance = credit.grant(user.id, amount, description=note)
     except FormError as exc:
-        return _row(user, error=str(exc), open_form=True)
+        return _row(user, error=str(exc), typed=request.form)
     except credit.InsufficientCredit as exc:
         return _row(user, error=f"Cannot take back {pricing.format_credits(exc.needed)}: {user.username} has only "
                                 f"{pricing.format_credits(exc.available)} credits available. Nothing was changed.",
-                    open_form=True)
+                    typed=request.form)
     db.session.commit()
     verb = "Granted" if amount > 0 else "Took back"
     message = f"{verb} {pricing.format_credits(abs(amount))} credits; balance now {pricing.format_credits(balance)}."
@@ -98,9 +98,10 @@ def _change(user_id, role=None, disabled=None):
     return redirect(url_for("admin.users"))
 
 
-def _row(user, error, open_form=False):
-    """A refused change: the row again with the reason (htmx), else the page with a flash."""
+def _row(user, error, typed=None):
+    """A refused change: the row again with the reason (htmx), else the page with a flash; `typed` (a refused
+    grant's form) reopens the grant form with what was entered."""
     if request.htmx:
-        return render_template("admin/_user_row.html", user=user, error=error, open_form=open_form), 422
+        return render_template("admin/_user_row.html", user=user, error=error, typed=typed), 422
     flash(f"{user.username}: {error}", "error")
     return redirect(url_for("admin.users"))
