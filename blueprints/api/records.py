@@ -34,8 +34,9 @@ def insufficient_credit(exc):
     """402 naming the limit that refused the request (SPEC 2): user balance or key quota."""
     source = "your credit balance" if exc.limit_source == "user_balance" else "this API key's quota"
     needed, available = pricing.to_credits(exc.needed), pricing.to_credits(exc.available)
-    return GatewayError(402, f"Insufficient credit: this request may cost up to {needed} credits and {source} "
-                             f"has {available} available.", "insufficient_quota", "insufficient_quota",
+    return GatewayError(402, f"Insufficient credit: this request may cost up to {pricing.format_credits(exc.needed)} "
+                             f"credits and {source} has {pricing.format_credits(exc.available)} available.",
+                        "insufficient_quota", "insufficient_quota",
                         extra={"limit_source": exc.limit_source, "credits_required": needed,
                                "credits_available": available})
 
