@@ -1,6 +1,7 @@
 """POST /v1/responses and the stored responses: translation to chat for every family, function
 tools, previous_response_id (owner-scoped, across providers), billing and logging like chat,
 refusals that change nothing, and an honest broken stream; driven through openai-python too."""
+import json
 import openai
 import pytest
 import sqlalchemy as sa
@@ -65,7 +66,8 @@ def test_request_becomes_the_chat_request_the_upstream_receives(setup, upstream)
                                                                                "strict": True}}
     assert (sent["max_tokens"], sent["temperature"]) == (50, 0.5)
     body = response.get_json()
-    assert body["status"] == "completed" and body["output"][0]["content"][0]["text"] == upstream.reply_text
+    assert body["status"] == "completed"
+    assert json.loads(body["output"][0]["content"][0]["text"]) == {"city": "example"}     # built from the schema
     assert body["usage"]["input_tokens"] == upstream.usage[0] and body["usage"]["output_tokens"] == upstream.usage[1]
 
 
