@@ -3,6 +3,9 @@
 An assistant message is created `streaming` by the POST that asks the question, which also starts
 its generation (blueprints/web/chat_generation.py); the growing text is written to the row, so
 any page, tab, worker or instance can follow it. It ends `done`, `stopped` or `error`.
+
+A deleted conversation is only marked (`deleted_at`) so that Undo can bring it back; it is purged
+once the undo window has passed (blueprints/web/chat.py).
 """
 from datetime import datetime
 
@@ -26,6 +29,11 @@ class Conversation(db.Model):
     model: so.Mapped[str] = so.mapped_column(sa.String(200), default="")        # the picker's last choice
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    # sent upstream with every answer; None leaves the provider's default
+    system_prompt: so.Mapped[str] = so.mapped_column(sa.Text, default="", server_default="")
+    temperature: so.Mapped[float | None] = so.mapped_column()
+    max_tokens: so.Mapped[int | None] = so.mapped_column()
+    deleted_at: so.Mapped[datetime | None] = so.mapped_column()                 # undo window, then purged
 
     messages = so.relationship("ChatMessage", order_by="ChatMessage.id", cascade="all, delete-orphan",
                                back_populates="conversation")
@@ -51,3 +59,30 @@ class ChatMessage(db.Model):
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
     conversation = so.relationship("Conversation", back_populates="messages")
+
+
+def listed(user_id):
+    """A user's conversations for the sidebar, newest first (deleted ones left out)."""
+    return (sa.select(Conversation).where(Conversation.user_id == user_id, Conversation.deleted_at.is_(None))
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc()))
+
+
+def matching(user_id, words):
+    """The user's conversations whose title or any message contains `words` (case-insensitive).
+
+    Bounded rather than indexed: it only reads this user's rows, and the caller limits the result."""
+    in_messages = sa.exists().where(ChatMessage.conversation_id == Conversation.id,
+                                    ChatMessage.content.icontains(words, autoescape=True))
+    return listed(user_id).where(sa.or_(Conversation.title.icontains(words, autoescape=True), in_messages))
+
+
+def unused(user_id):
+    """The user's conversation that has no message yet, if any: "New conversation" reuses it."""
+    return listed(user_id).where(~sa.exists().where(ChatMessage.conversation_id == Conversation.id)).limit(1)
+
+
+def purge_deleted(user_id, cutoff):
+    """Delete for good the user's conversations deleted before `cutoff` (their undo window is over)."""
+    gone = sa.select(Conversation.id).where(Conversation.user_id == user_id, Conversation.deleted_at < cutoff)
+    db.session.execute(sa.delete(ChatMessage).where(ChatMessage.conversation_id.in_(gone)))
+    db.session.execute(sa.delete(Conversation).where(Conversation.id.in_(gone)))

@@ -82,12 +82,30 @@ class _LiveAnswers:
 LIVE = _LiveAnswers()
 
 
-def start(app, answer):
-    """Generate `answer` (a committed, `streaming` message) in the background; returns at once."""
-    caller, history = _session_caller(answer.conversation.user_id), _history(answer)
+def start(app, answer, pinned=False):
+    """Generate `answer` (a committed, `streaming` message) in the background; returns at once.
+
+    `pinned`: only the requested model may answer (no failover to other models), for a model that
+    runs on the user's own key."""
+    caller, body = _session_caller(answer.conversation.user_id), request_body(answer, pinned)
     LIVE.add(app, answer.id)
-    threading.Thread(target=_generate, args=(app, answer.id, caller, answer.requested_model, history),
+    threading.Thread(target=_generate, args=(app, answer.id, caller, body),
                      name=f"chat-answer-{answer.id}", daemon=True).start()
+
+
+def request_body(answer, pinned=False):
+    """The chat request for `answer`: the history after the conversation's system prompt, and its
+    temperature and max tokens (the latter also bounds the credit held for it)."""
+    conversation = answer.conversation
+    system = [{"role": "system", "content": conversation.system_prompt}] if conversation.system_prompt else []
+    body = {"model": answer.requested_model, "messages": system + _history(answer), "stream": True}
+    if conversation.temperature is not None:
+        body["temperature"] = conversation.temperature
+    if conversation.max_tokens:
+        body["max_completion_tokens"] = conversation.max_tokens
+    if pinned:
+        body["models"] = []             # an explicit, empty fallback list: this model alone
+    return body
 
 
 def _session_caller(user_id):
@@ -104,24 +122,23 @@ def _history(answer):
     return [{"role": m.role, "content": m.content} for m in rows if m.content and m.status in (DONE, STOPPED)]
 
 
-def _generate(app, message_id, caller, model, history):
+def _generate(app, message_id, caller, body):
     """Its own request context (the POST's is gone; a browser chat brings no provider-key headers)."""
     try:
         with app.test_request_context():
             g.request_id = uuid.uuid4().hex
-            _answer(message_id, caller, model, history)
+            _answer(message_id, caller, body)
     except Exception:                  # noqa: BLE001  (a background thread has no one else to tell)
         app.logger.exception("chat answer %s failed", message_id)
     finally:
         LIVE.discard(message_id)
 
 
-def _answer(message_id, caller, model, history):
-    turn = Turn(caller, "web-chat", model, stream=True)
+def _answer(message_id, caller, body):
+    turn = Turn(caller, "web-chat", body["model"], stream=True)
     outcome = Outcome()
     try:
-        session = route_chat(caller, {"model": model, "messages": history, "stream": True}, turn,
-                             stream=True, include_usage=True)
+        session = route_chat(caller, body, turn, stream=True, include_usage=True)
     except GatewayError as exc:
         outcome.status, outcome.error = FAILED, exc.message
         outcome.attempts = sum(1 for a in exc.attempts if a.kind != "skipped")

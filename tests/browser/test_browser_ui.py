@@ -77,7 +77,7 @@ def test_chat_streams_in_pieces_stops_and_switches_models(page, app, base_url, u
 
     # 1. The answer arrives in pieces: partial text is on screen while the stream still runs.
     upstream.script(Fault.paced(0.25), model="m1", times=1)
-    page.fill("textarea[name=content]", "Tell me about **streaming**")
+    page.fill("#composer textarea", "Tell me about **streaming**")
     page.click("button:has-text('Send')")
     page.wait_for_function("() => { const b = document.querySelector('.msg-live [data-stream-body]');"
                            " return b && b.textContent.length > 0; }")
@@ -88,11 +88,11 @@ def test_chat_streams_in_pieces_stops_and_switches_models(page, app, base_url, u
     assert REPLY in done.inner_text() and done.locator(".msg-model").inner_text() == "m1"
     assert "· 1 attempt ·" in done.inner_text() and "12 in / 7 out tokens" in done.inner_text()
     assert page.locator(".msg-user strong", has_text="streaming").count() == 1     # the question as markdown
-    assert page.input_value("textarea[name=content]") == ""
+    assert page.input_value("#composer textarea") == ""
 
     # 2. Switch models: the next answer comes from m2, and says so.
     page.select_option("#model-picker", "m2")
-    page.fill("textarea[name=content]", "And you, m2?")
+    page.fill("#composer textarea", "And you, m2?")
     page.click("button:has-text('Send')")
     page.wait_for_selector("article.msg[data-status=done] >> nth=1")
     assert page.locator("article.msg[data-status=done] .msg-model").last.inner_text() == "m2"
@@ -101,7 +101,7 @@ def test_chat_streams_in_pieces_stops_and_switches_models(page, app, base_url, u
     # 3. Stop: the EventSource closes, the gateway hangs up on the upstream, the partial answer is kept.
     upstream.script(Fault.paced(0.6), model="m1", times=1)
     page.select_option("#model-picker", "m1")
-    page.fill("textarea[name=content]", "A long answer, please")
+    page.fill("#composer textarea", "A long answer, please")
     page.click("button:has-text('Send')")
     page.wait_for_function("() => { const b = document.querySelector('.msg-live [data-stream-body]');"
                            " return b && b.textContent.length > 0; }")
@@ -116,9 +116,6 @@ def test_chat_streams_in_pieces_stops_and_switches_models(page, app, base_url, u
     assert "stopped" in stopped.inner_text() and stopped.locator(".msg-model").inner_text() == "m1"
     assert REPLY.startswith(stopped.locator(".msg-body").inner_text().strip())
     assert len(upstream.requests) == requests_before_stop          # reload did not call the upstream again
-
-    page.set_viewport_size({"width": 1280, "height": 900})
-    screenshot(page, "chat.png")
 
 
 def test_models_page_filters_as_you_type(page, base_url):

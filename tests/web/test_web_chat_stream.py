@@ -1,5 +1,6 @@
 """The chat stream against a real fake upstream: answers written apart from the page, one upstream
 call per answer, reattaching, fallback, failures, Stop, lost workers."""
+import html
 import re
 from datetime import timedelta
 
@@ -32,7 +33,15 @@ def answer(app):
 
 
 def token_text(events):
-    return "".join(data.removeprefix("<span>").removesuffix("</span>") for name, data in events if name == "token")
+    """The text the page shows after the last `token` event (each one carries the whole answer so far)."""
+    tokens = [data for name, data in events if name == "token"]
+    return html.unescape(re.sub(r"<[^>]+>", "", tokens[-1])).strip() if tokens else ""
+
+
+def final_text(events):
+    """The answer's text in the `done` event's bubble."""
+    body = re.search(r'<div class="msg-body">(.*?)</div>', events[-1][1], re.S).group(1)
+    return html.unescape(re.sub(r"<[^>]+>", "", body)).strip()
 
 
 def test_answer_streams_from_the_upstream_with_history_and_usage(app, web, upstream):
@@ -40,7 +49,7 @@ def test_answer_streams_from_the_upstream_with_history_and_usage(app, web, upstr
     conversation_id = new_conversation(alice, "m1")
     stream(alice, ask(alice, conversation_id, "first question", model="m1"))
     events = stream(alice, ask(alice, conversation_id, "second question", model="m1"))
-    assert token_text(events) == "Hello from the fake upstream" and events[-1][0] == "done"
+    assert final_text(events) == "Hello from the fake upstream" and events[-1][0] == "done"
     assert len(upstream.requests) == 2
     sent = upstream.requests[1].body
     assert sent["stream"] is True and sent["messages"] == [
@@ -56,8 +65,10 @@ def test_a_slow_answer_arrives_piece_by_piece(app, web, upstream):
     upstream.script(Fault.paced(0.3), model="m1")
     alice = web("alice")
     events = stream(alice, ask(alice, new_conversation(alice, "m1"), "count to five", model="m1"))
-    assert [name for name, _ in events].count("token") >= 3 and events[-1][0] == "done"
-    assert token_text(events) == "Hello from the fake upstream"
+    tokens = [token_text(events[:i + 1]) for i, (name, _) in enumerate(events) if name == "token"]
+    assert len(tokens) >= 3 and events[-1][0] == "done"
+    assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(tokens, tokens[1:]))    # it grows
+    assert final_text(events) == "Hello from the fake upstream"
 
 
 def test_two_pages_follow_one_answer_with_one_upstream_call(app, web, upstream):
@@ -72,7 +83,7 @@ def test_two_pages_follow_one_answer_with_one_upstream_call(app, web, upstream):
     second = stream(alice, url)
     received += list(body)
     first.close()
-    assert token_text(second) == token_text(named_events(b"".join(received))) == "Hello from the fake upstream"
+    assert final_text(second) == final_text(named_events(b"".join(received))) == "Hello from the fake upstream"
     assert second[-1][0] == "done" and "Hello from the fake upstream" in second[-1][1]
     assert len(upstream.requests) == 1
     with app.app_context():
@@ -91,8 +102,10 @@ def test_leaving_the_page_does_not_stop_the_answer_and_a_reconnect_resumes_where
     seen = int(re.search(rb"^id: (\d+)$", first, re.M).group(1))
     shown = token_text(named_events(first))
     assert seen == len(shown) > 0
-    rest = stream(alice, url, headers={"Last-Event-ID": str(seen)})
-    assert shown + token_text(rest) == "Hello from the fake upstream"
+    with alice.get(url, headers={"Last-Event-ID": str(seen)}) as resumed:
+        raw = resumed.get_data()
+    assert final_text(named_events(raw)) == "Hello from the fake upstream"
+    assert all(int(i) > seen for i in re.findall(rb"^id: (\d+)$", raw, re.M))    # nothing it already had
     row = answer(app)
     assert (row.status, row.content, row.error) == ("done", "Hello from the fake upstream", None)
     with app.app_context():
@@ -107,7 +120,7 @@ def test_another_worker_follows_the_live_answer(app, make_app, web, upstream):
     elsewhere = WebUser(make_app(gateway_config(upstream, ["m1", "m2"], groups={"main": ["m1", "m2"]})).test_client())
     elsewhere.login("alice")
     events = stream(elsewhere, url)
-    assert token_text(events) == "Hello from the fake upstream" and events[-1][0] == "done"
+    assert final_text(events) == "Hello from the fake upstream" and events[-1][0] == "done"
     assert len(upstream.requests) == 1
 
 
@@ -139,7 +152,7 @@ def test_stream_broken_midway_keeps_the_text_and_shows_the_error(app, web, upstr
     upstream.script(Fault.in_stream_error(after=2))
     alice = web("alice")
     events = stream(alice, ask(alice, new_conversation(alice, "m1"), "hi", model="m1"))
-    partial = token_text(events)
+    partial = final_text(events)
     assert partial and "Hello from the fake upstream".startswith(partial) and partial != "Hello from the fake upstream"
     assert "The upstream stream broke" in events[-1][1]
     row = answer(app)
@@ -193,7 +206,7 @@ def test_model_output_is_rendered_inert(app, web, upstream):
     conversation_id = new_conversation(alice, "m1")
     events = stream(alice, ask(alice, conversation_id, "be evil", model="m1"))
     assert all(live_markup(data) == [] for _, data in events)
-    assert token_text(events).startswith("&lt;script&gt;")
+    assert final_text(events).startswith("<script>alert(1)</script>")
     assert live_markup(alice.get(f"/chat/{conversation_id}").get_data(as_text=True)) == []
 
 
@@ -205,5 +218,17 @@ def test_priced_model_without_credit_says_so(make_app, upstream, web):
     alice = WebUser(app.test_client())
     alice.register("alice")
     events = stream(alice, ask(alice, new_conversation(alice, "paid"), "hi", model="paid"))
-    assert "Insufficient credit" in events[-1][1]
+    assert "Insufficient credit" in events[-1][1] and '<a href="/credits">Add credits</a>' in events[-1][1]
     assert upstream.requests == []
+
+
+def test_the_growing_answer_is_sent_as_rendered_markdown(app, web, upstream):
+    """Each `token` event is the sanitised markdown of the text so far, never raw `**` or `|`."""
+    upstream.reply_text, upstream.chunks = "**Bold** start\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nend", 6
+    upstream.script(Fault.paced(0.3), model="m1")
+    alice = web("alice")
+    events = stream(alice, ask(alice, new_conversation(alice, "m1"), "markdown please", model="m1"))
+    tokens = [data for name, data in events if name == "token"]
+    assert len(tokens) >= 2 and all("**" not in t for t in tokens)
+    assert "<strong>Bold</strong>" in tokens[0] and "<table>" in tokens[-1] + events[-1][1]
+    assert all(live_markup(t) == [] for t in tokens)

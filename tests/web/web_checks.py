@@ -34,9 +34,10 @@ def elements(html):
     return parser.elements
 
 
-# The page's own markup that fetches itself: the nav's balance badge (base.html). Model output is
-# sanitised down to a few bare tags, so it can never produce this exact element.
-PAGE_FRAGMENTS = {("span", "credit-badge", "/credits/badge")}
+# The page's own markup that fetches itself: the nav's balance badge (base.html) and the chat's
+# conversation search (templates/chat/index.html). Model output is sanitised down to a few bare
+# tags, so it can never produce these exact elements.
+PAGE_FRAGMENTS = {("span", "credit-badge", "/credits/badge"), ("input", "conversation-search", "/chat/search")}
 
 
 def live_markup(html):
