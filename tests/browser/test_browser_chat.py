@@ -177,7 +177,7 @@ def test_the_chat_fits_a_phone_and_the_composer_stays_in_reach(page, base_url):
         send(page, question)
         page.locator("article.msg[data-status=done]").nth(answered - 1).wait_for()
         page.wait_for_function("() => !document.querySelector('#composer [data-send]').disabled")
-    for width in (360, 390):                    # the chat's own parts (the site navigation is laid out elsewhere)
+    for width in (360, 390):
         page.set_viewport_size({"width": width, "height": 844})
         page.evaluate("() => window.scrollTo(0, 0)")
         too_wide = page.evaluate("""() => [...document.querySelectorAll('.chat-layout, .chat-layout *')]
@@ -185,6 +185,7 @@ def test_the_chat_fits_a_phone_and_the_composer_stays_in_reach(page, base_url):
             .map(e => e.tagName + '.' + e.className)""")
         assert too_wide == [], width
         assert page.evaluate("() => document.querySelector('.chat-layout').scrollWidth") <= width
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= width      # the whole page, nav included
         box = page.locator("#composer").bounding_box()
         assert box["y"] >= 0 and box["y"] + box["height"] <= 844      # in view without scrolling down
     page.click("#composer textarea")

@@ -9,7 +9,7 @@ from helpers import gateway_config
 from extensions import db
 from models import RequestLog, User, credit
 
-PAGES = ("/keys", "/provider-keys", "/credits", "/usage", "/models", "/admin/users", "/admin/requests",
+PAGES = ("/chat", "/keys", "/provider-keys", "/credits", "/usage", "/models", "/admin/users", "/admin/requests",
          "/admin/codes", "/admin/activity", "/admin/upstreams", "/no-such-page")
 NARROWEST = 360
 
