@@ -331,9 +331,9 @@ class _Handler(BaseHTTPRequestHandler):
             for index, event in enumerate(events):
                 if limit is not None and index >= limit + 1:      # +1: the role/start event
                     break
-                self._chunk(event)
-                if kind == "paced" and not self._wait(fault.seconds):
+                if kind == "paced" and index > 0 and not self._wait(fault.seconds):    # between events, not after the last
                     return
+                self._chunk(event)
             if kind == "cut":
                 time.sleep(0.2)        # let the client read what was sent: an RST discards unread data
                 return self._reset()

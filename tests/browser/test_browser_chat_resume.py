@@ -42,3 +42,4 @@ def test_a_reload_mid_answer_reattaches_and_a_second_tab_follows_the_same_answer
         done.wait_for()
         assert REPLY in done.inner_text() and "stopped" not in done.inner_text()
     assert len(upstream.requests) == 1                  # neither the reload nor the second tab asked again
+    assert not upstream.requests[0].hung_up             # and the upstream was never left mid-answer

@@ -106,6 +106,7 @@ def test_leaving_the_page_does_not_stop_the_answer_and_a_reconnect_resumes_where
         raw = resumed.get_data()
     assert final_text(named_events(raw)) == "Hello from the fake upstream"
     assert all(int(i) > seen for i in re.findall(rb"^id: (\d+)$", raw, re.M))    # nothing it already had
+    assert not upstream.requests[0].hung_up             # the upstream never saw the page leave
     row = answer(app)
     assert (row.status, row.content, row.error) == ("done", "Hello from the fake upstream", None)
     with app.app_context():
