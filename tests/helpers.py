@@ -65,3 +65,12 @@ def live_server(app):
     finally:
         server.shutdown()
         thread.join(5)
+
+
+def served_toml(upstream, settings="", models='[models.m1]\nprovider = "openai"\n', keys=("key-a",)):
+    """The configuration file of a gateway a test starts under gunicorn (conftest's `served_gateway`):
+    no demo, one OpenAI-compatible provider on `upstream` with `keys`, then `models`; `settings` are
+    the other TOML tables ([routing], [retry], [limits]...)."""
+    key_list = ", ".join(f'"{key}"' for key in keys)
+    return (f'[demo]\nenabled = false\n{settings}[providers.openai]\ntype = "openai"\n'
+            f'base_url = "{upstream.url}/v1"\napi_keys = [{key_list}]\n{models}')

@@ -11,6 +11,7 @@ import pytest
 import redis
 import requests
 
+from helpers import served_toml
 from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
@@ -196,16 +197,7 @@ def test_redis_that_is_never_there_costs_nothing_but_a_warning(caplog):
 @pytest.fixture
 def gateway_env(tmp_path, upstream):
     """One model on one provider with two operator keys, and a user; the environment for gunicorn."""
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-1", "key-2"]
-[models.m1]
-provider = "openai"
-""")
+    app, env = served_gateway(tmp_path, served_toml(upstream, keys=("key-1", "key-2")))
     headers = {"Authorization": f"Bearer {make_key(app, make_user(app, 'alice'))}"}
     with app.app_context():
         db.engine.dispose()

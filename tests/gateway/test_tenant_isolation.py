@@ -14,7 +14,7 @@ from fake_upstream import Fault
 from gateway import config as gateway_config
 from gateway.providers.gigachat import GigaChatAdapter
 from gateway.providers.base import Target
-from helpers import gateway_config as config_for
+from helpers import gateway_config as config_for, served_toml
 from servers import gunicorn_server
 
 CHAT = "/v1/chat/completions"
@@ -31,9 +31,7 @@ class TwoUsers:
 @pytest.fixture
 def two_users(tmp_path, upstream):
     """A gateway (four free models on one provider with one operator key), users A and B."""
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
+    settings = """
 [routing]
 request_timeout_s = 1.5
 ttft_timeout_s = 1.0
@@ -43,10 +41,8 @@ max_attempts = 1
 [circuit_breaker]
 failure_threshold = 2
 recovery_timeout = 60
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
+"""
+    models = """
 [models.good]
 provider = "openai"
 [models.bad]
@@ -55,7 +51,8 @@ provider = "openai"
 provider = "openai"
 [models.forbidden]
 provider = "openai"
-""")
+"""
+    app, env = served_gateway(tmp_path, served_toml(upstream, settings, models=models))
     a = {"Authorization": f"Bearer {make_key(app, make_user(app, 'alice'))}"}
     b = {"Authorization": f"Bearer {make_key(app, make_user(app, 'bob'))}"}
     with app.app_context():

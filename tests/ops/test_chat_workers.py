@@ -4,6 +4,7 @@ import re
 
 import requests
 
+from helpers import served_toml
 from conftest import make_user, served_gateway
 from fake_upstream import Fault
 from gateway.sse import iter_events
@@ -27,16 +28,7 @@ def signed_in(base):
 def test_an_answer_asked_on_one_connection_is_followed_to_the_end_on_others(tmp_path, upstream):
     upstream.reply_text, upstream.chunks = REPLY, 6
     upstream.script(Fault.paced(0.3))
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
-[models.m1]
-provider = "openai"
-""")
+    app, env = served_gateway(tmp_path, served_toml(upstream))
     make_user(app)
     with gunicorn_server(env, workers=2) as base:
         for round_ in range(3):

@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from helpers import served_toml
 from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
@@ -78,16 +79,7 @@ def test_lost_redis_is_degraded_not_down_and_recovers_by_itself(probed, redis_pr
 
 def test_ready_turns_503_on_sigterm_while_in_flight_requests_finish(tmp_path, upstream):
     database = f"sqlite:///{tmp_path / 'gateway.sqlite'}"
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
-[models.m1]
-provider = "openai"
-""", database)
+    app, env = served_gateway(tmp_path, served_toml(upstream), database)
     key = {"Authorization": f"Bearer {make_key(app, make_user(app))}"}
     with app.app_context():
         db.engine.dispose()

@@ -13,7 +13,7 @@ from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
 from gateway import metrics, pricing
-from helpers import gateway_config
+from helpers import gateway_config, served_toml
 from models import credit
 from servers import gunicorn_server, worker_pids
 
@@ -130,20 +130,17 @@ def test_without_a_configured_token_only_an_admins_key_reads(make_app, upstream)
 def test_sums_over_gunicorn_workers(tmp_path, upstream):
     """20 requests on fresh connections, spread over 2 workers: every scrape, whichever worker
     answers it, counts exactly 20. The operator's PROMETHEUS_MULTIPROC_DIR is emptied at start."""
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
+    settings = """
 [limits]
 user_per_minute = 0
 global_per_hour = 0
 ip_per_minute = 0
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
+"""
+    models = """
 [models.counted]
 provider = "openai"
-""")
+"""
+    app, env = served_gateway(tmp_path, served_toml(upstream, settings, models=models))
     headers = {"Authorization": f"Bearer {make_key(app, make_user(app))}"}
     with app.app_context():
         db.engine.dispose()

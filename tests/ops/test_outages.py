@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from billing.ledger import MICRO, money
+from helpers import served_toml
 from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
@@ -39,9 +40,7 @@ def cluster():
 
 def priced_gateway(database, tmp_path, upstream, amount):
     """A one-model configuration file, a user with `amount` USD of credit, and the server's environment."""
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
+    settings = f"""
 [routing]
 request_timeout_s = {DEADLINE_S}
 [retry]
@@ -49,14 +48,13 @@ max_attempts = 1
 [limits]                  # the load below sends far more than 60 requests a minute for its one user
 user_per_minute = 0
 global_per_hour = 0
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
+"""
+    models = f"""
 [models.m1]
 provider = "openai"
 per_request = {PRICE}
-""", database)
+"""
+    app, env = served_gateway(tmp_path, served_toml(upstream, settings, models=models), database)
     user_id = make_user(app)
     key = {"Authorization": f"Bearer {make_key(app, user_id)}"}
     with app.app_context():

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from helpers import served_toml
 from conftest import make_key, make_user, served_gateway
 from extensions import db
 from servers import gunicorn_server
@@ -16,16 +17,7 @@ WORKERS = 4
 @pytest.fixture
 def gateway(tmp_path, upstream):
     """One free model, a user with two keys of rpm 10, and the environment for gunicorn."""
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
-[models.m1]
-provider = "openai"
-""")
+    app, env = served_gateway(tmp_path, served_toml(upstream))
     user_id = make_user(app)
     keys = [make_key(app, user_id, name, rpm=RPM) for name in ("sequential", "concurrent")]
     with app.app_context():

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import requests
 from fake_upstream import Fault
 
+from helpers import served_toml
 from conftest import make_key, make_user, served_gateway
 from extensions import db
 from servers import gunicorn_server, worker_pids
@@ -42,21 +43,14 @@ def admin_page(base, path):
 
 
 def test_a_circuit_opened_through_one_worker_shows_on_the_page_served_by_the_other(tmp_path, upstream):
-    app, env = served_gateway(tmp_path, f"""
-[demo]
-enabled = false
+    settings = """
 [retry]
 max_attempts = 1
 [circuit_breaker]
 failure_threshold = 1
 distinct_callers = 1
-[providers.openai]
-type = "openai"
-base_url = "{upstream.url}/v1"
-api_keys = ["key-a"]
-[models.m1]
-provider = "openai"
-""")
+"""
+    app, env = served_gateway(tmp_path, served_toml(upstream, settings))
     make_user(app, "root", PASSWORD, role="admin")
     key = make_key(app, make_user(app, "carol"))
     with app.app_context():
