@@ -87,11 +87,11 @@ def chat_request(body, history, items, native=False):
 
 def native_body(body, history):
     """The caller's request for an upstream's own /responses: the stored conversation expanded into
-    `input` (the upstream knows none of the gateway's ids, so item ids are left out, and reasoning
-    items go only with their encrypted content), `store: false` (the gateway stores the answer)."""
+    `input` instead of `previous_response_id` (which the upstream does not know), `store: false` (the
+    gateway stores the answer). Items go as stored, ids included (output items need them); a
+    reasoning item only with its encrypted content, since an upstream that stored nothing cannot look it up."""
     current = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]
-    earlier = [{k: v for k, v in item.items() if k != "id"} for item in history
-               if item["type"] != "reasoning" or item.get("encrypted_content")]
+    earlier = [item for item in history if item["type"] != "reasoning" or item.get("encrypted_content")]
     native = {name: value for name, value in body.items() if name not in _GATEWAY_ONLY}
     return {**native, "input": earlier + current, "store": False}
 

@@ -536,7 +536,8 @@ class _OpenAI:
 
 
 class _OpenAIResponses:
-    """OpenAI's own Responses API (/v1/responses): a web search call first when a `web_search` tool is
+    """OpenAI's own Responses API (/v1/responses): a reasoning item first when asked to reason (with
+    encrypted content when `include` asks for it), a web search call when a `web_search` tool is
     offered, then a function call (as chat would answer) or the text; its stream as typed events."""
 
     @staticmethod
@@ -564,6 +565,10 @@ class _OpenAIResponses:
         """The finished output items: [web search call], then a function call or a message."""
         body = record.body or {}
         items = []
+        if (body.get("reasoning") or {}).get("effort"):
+            items.append({"id": "rs_1", "type": "reasoning", "summary": []})
+            if "reasoning.encrypted_content" in (body.get("include") or ()):
+                items[-1]["encrypted_content"] = "fake-encrypted-reasoning"
         if any(tool.get("type") == "web_search" for tool in body.get("tools") or ()):
             items.append({"id": "ws_1", "type": "web_search_call", "status": "completed",
                           "action": {"type": "search", "query": "fake query"}})
@@ -591,7 +596,9 @@ class _OpenAIResponses:
         event("response.created", response=_OpenAIResponses.response(up, record, "in_progress", []))
         event("response.in_progress", response=_OpenAIResponses.response(up, record, "in_progress", []))
         for index, item in enumerate(output):
-            if item["type"] == "web_search_call":
+            if item["type"] == "reasoning":
+                event("response.output_item.added", output_index=index, item=item)
+            elif item["type"] == "web_search_call":
                 event("response.output_item.added", output_index=index, item={**item, "status": "in_progress"})
                 event("response.web_search_call.completed", output_index=index, item_id=item["id"])
             elif item["type"] == "function_call":

@@ -93,9 +93,39 @@ def test_stream_relays_the_upstreams_events(setup, upstream):
     assert stored(app) == {responses[0]["id"]: "completed"}
 
 
+def test_a_streamed_function_call_is_relayed_and_billed(setup, upstream):
+    """The upstream's function call events come through whole; the answer is stored and billed."""
+    app, alice, headers = setup
+    raw = app.test_client().post("/v1/responses", headers=headers,
+                                 json={"model": "n1", "input": "weather?", "tools": TOOLS, "stream": True}).get_data()
+    pairs = validate_native_stream(raw)
+    names = [name for name, _ in pairs]
+    assert "response.function_call_arguments.delta" in names and names[-1] == "response.completed"
+    (call,) = pairs[-1][1]["response"]["output"]
+    assert (call["type"], call["name"], call["arguments"]) == ("function_call", "lookup", '{"x": 1}')
+    assert ledger(app, alice)[1] == [("responses", 200, COST)]
+    assert stored(app) == {pairs[-1][1]["response"]["id"]: "completed"}
+
+
+def test_reasoning_items_go_back_upstream_only_with_their_encrypted_content(setup, upstream):
+    """An upstream that stored nothing cannot look a reasoning item up by id: a continuation sends it
+    only when the earlier answer carried its encrypted content (`include`)."""
+    app, _, headers = setup
+    client = app.test_client()
+    for include, kept in (([], []), (["reasoning.encrypted_content"], ["reasoning"])):
+        first = client.post("/v1/responses", headers=headers, json={
+            "model": "n1", "input": "think", "reasoning": {"effort": "low"}, "include": include}).get_json()
+        validate(first, "Response")
+        assert [item["type"] for item in first["output"]] == ["reasoning", "message"]
+        client.post("/v1/responses", headers=headers,
+                    json={"model": "n1", "input": "again", "previous_response_id": first["id"]})
+        sent = [item.get("type", "message") for item in upstream.requests[-1].body["input"]]
+        assert sent == ["message", *kept, "message", "message"]
+
+
 def test_previous_response_id_continues_natively_and_then_translated(setup, upstream):
-    """The gateway expands the stored conversation into `input` (no gateway ids, no previous_response_id
-    upstream); the same chain then continues on a translating candidate as chat messages."""
+    """The gateway expands the stored conversation into `input` (its items as stored; no
+    previous_response_id upstream); the same chain then continues on a translating candidate as chat messages."""
     app, _, headers = setup
     client = app.test_client()
     first = client.post("/v1/responses", headers=headers, json={"model": "n1", "input": "hi"}).get_json()
@@ -104,11 +134,9 @@ def test_previous_response_id_continues_natively_and_then_translated(setup, upst
     assert second.status_code == 200 and second.get_json()["previous_response_id"] == first["id"]
     sent = upstream.requests[-1].body
     assert "previous_response_id" not in sent and sent["store"] is False
-    assert sent["input"] == [
-        {"type": "message", "role": "user", "status": "completed", "content": [{"type": "input_text", "text": "hi"}]},
-        {"type": "message", "role": "assistant", "status": "completed", "content": [
-            {"type": "output_text", "text": upstream.reply_text, "annotations": [], "logprobs": []}]},
-        {"role": "user", "content": "again"}]
+    (asked,) = client.get(f"/v1/responses/{first['id']}/input_items", headers=headers).get_json()["data"]
+    assert asked["content"] == [{"type": "input_text", "text": "hi"}]
+    assert sent["input"] == [asked, *first["output"], {"role": "user", "content": "again"}]
     third = client.post("/v1/responses", headers=headers,
                         json={"model": "m1", "input": "once more", "previous_response_id": second.get_json()["id"]})
     assert third.status_code == 200 and upstream.requests[-1].family == "openai"
@@ -137,11 +165,12 @@ def test_5xx_on_the_native_candidate_falls_back_to_a_translated_one(setup, upstr
     assert ledger(app, alice)[1] == [("responses", 200, COST)]
 
 
-def test_a_cut_native_stream_ends_with_response_failed(setup, upstream):
-    """Cut after its first text delta: the relay ends with a schema-valid response.failed, stored as failed,
-    the log row 502."""
+@pytest.mark.parametrize("fault", [Fault.cut(after=4), Fault.in_stream_error(after=4)], ids=["cut", "error_event"])
+def test_a_broken_native_stream_ends_with_response_failed(setup, upstream, fault):
+    """Cut, or an `error` event, after its first text delta: the relay ends with a schema-valid
+    response.failed, stored as failed, the log row 502."""
     app, alice, headers = setup
-    upstream.script(Fault.cut(after=4), model="up-native", times=1)      # created, in_progress, added, part, delta
+    upstream.script(fault, model="up-native", times=1)      # after created, in_progress, added, part, delta
     raw = app.test_client().post("/v1/responses", headers=headers,
                                  json={"model": "n1", "input": "hi", "stream": True}).get_data()
     pairs = validate_native_stream(raw)
