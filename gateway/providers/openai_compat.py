@@ -121,7 +121,10 @@ def _serves_responses(target):
 
 def _completion_of_response(response):
     """An upstream's `response` object as a chat.completion (text, function calls, finish reason,
-    usage), with the object itself as `native`."""
+    usage), with the object itself as `native`. A failed response is a failed attempt."""
+    if response.get("status") == "failed":
+        raise errors.UpstreamError(errors.TRANSIENT, str((response.get("error") or {}).get("message") or
+                                                         "upstream response failed"))
     if not isinstance(response.get("output"), list):
         raise errors.UpstreamError(errors.TRANSIENT, "upstream response has no output")
     text, calls = "", []

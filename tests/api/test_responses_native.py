@@ -3,6 +3,8 @@
 `store: false`, its own object and events come back with the gateway's ids (schema-valid), billed,
 logged and stored like the translated path; previous_response_id, fallback to a translated
 candidate, a cut stream and the refusals of candidates that translate; driven through openai-python too."""
+import json
+
 import openai
 import pytest
 
@@ -165,6 +167,18 @@ def test_5xx_on_the_native_candidate_falls_back_to_a_translated_one(setup, upstr
     assert ledger(app, alice)[1] == [("responses", 200, COST)]
 
 
+def test_a_failed_response_from_the_native_upstream_is_a_failed_attempt(setup, upstream):
+    """A 200 whose response says `failed` falls back like a 5xx: the translated candidate answers."""
+    app, alice, headers = setup
+    failed = {"id": "resp_x", "object": "response", "status": "failed", "output": [],
+              "error": {"code": "server_error", "message": "the model failed"}}
+    upstream.script(Fault.answer(json.dumps(failed).encode()), model="up-native")
+    response = app.test_client().post("/v1/responses", headers=headers, json={"model": "n1", "input": "hi"})
+    assert response.status_code == 200 and response.get_json()["model"] == "m1"
+    assert [r.family for r in upstream.requests] == ["openai_responses", "openai"]
+    assert ledger(app, alice)[1] == [("responses", 200, COST)]
+
+
 @pytest.mark.parametrize("fault", [Fault.cut(after=4), Fault.in_stream_error(after=4)], ids=["cut", "error_event"])
 def test_a_broken_native_stream_ends_with_response_failed(setup, upstream, fault):
     """Cut, or an `error` event, after its first text delta: the relay ends with a schema-valid
@@ -226,6 +240,11 @@ def test_openai_python_sdk_through_the_native_path(setup, upstream):
             final = stream.get_final_response()
         assert text == upstream.reply_text == final.output_text and final.id.startswith("resp_")
         assert client.responses.retrieve(final.id).output_text == upstream.reply_text
+        events = list(client.responses.create(model="n1", input="raw events", stream=True))
+        assert [event.sequence_number for event in events] == list(range(len(events)))
+        assert events[-1].type == "response.completed" and events[-1].response.model == "n1"
+        upstream.script(Fault.cut(after=4), model="up-native", times=1)
+        assert list(client.responses.create(model="n1", input="cut", stream=True))[-1].type == "response.failed"
     assert {r.family for r in upstream.requests} == {"openai_responses"}
 
 
