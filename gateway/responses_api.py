@@ -331,9 +331,10 @@ class NativeResponseStream:
 
 
 def _as_ours(response, draft):
-    """A native upstream's `response` as the gateway's: its id and model, and the caller's `store` and
-    `previous_response_id` (the upstream saw neither)."""
-    return {**response, **{name: draft[name] for name in ("id", "model", "store", "previous_response_id")}}
+    """A native upstream's `response` as the gateway's: its id and model, and the caller's `store`,
+    `previous_response_id` and `max_output_tokens` (the upstream saw none of them)."""
+    return {**response, **{name: draft[name] for name in ("id", "model", "store", "previous_response_id",
+                                                          "max_output_tokens")}}
 
 
 def _finished(response, output, finish_reason, usage):

@@ -24,12 +24,13 @@ WEB_SEARCH_EVENTS = {"response.web_search_call.completed": "ResponseWebSearchCal
 
 @pytest.fixture
 def setup(make_app, upstream):
-    """n1 on a native OpenAI provider, then m1 on a translating one, in group g; c1 (Anthropic) alone;
-    alice with 100 credits."""
+    """n1 on a native OpenAI provider (two keys), then m1 on a translating one, in group g; c1
+    (Anthropic) alone; alice with 100 credits."""
     config = gateway_config(upstream, {"n1": {"provider": "openai", "upstream_name": "up-native", **PRICED},
                                        "m1": {"provider": "openai", **PRICED}, "c1": {"provider": "anthropic", **PRICED}},
                             {"g": ["n1", "m1"]}, keys=("key-a",), retry={"max_attempts": 1})
-    config["providers"]["native"] = {**config["providers"]["openai"], "responses": "native"}
+    config["providers"]["native"] = {**config["providers"]["openai"], "api_keys": ["key-a", "key-b"],
+                                     "responses": "native"}
     config["models"]["n1"]["provider"] = "native"
     app = make_app(config)
     alice = make_user(app)
@@ -67,7 +68,7 @@ def test_upstream_receives_the_callers_body_and_its_answer_is_relayed(setup, ups
     answer = response.get_json()
     validate(answer, "Response")
     assert answer["id"] == f"resp_{response.headers['X-Request-ID']}" and answer["model"] == "n1"
-    assert answer["store"] is True and [tool["type"] for tool in answer["tools"]] == ["web_search", "function"]
+    assert answer["store"] is True and answer["max_output_tokens"] is None and [tool["type"] for tool in answer["tools"]] == ["web_search", "function"]
     assert [item["type"] for item in answer["output"]] == ["web_search_call", "function_call"]
     assert answer["usage"]["input_tokens"] == 12 and answer["usage"]["output_tokens"] == 7
     assert ledger(app, alice) == (100_000_000 - COST, [("responses", 200, COST)])
@@ -165,6 +166,17 @@ def test_5xx_on_the_native_candidate_falls_back_to_a_translated_one(setup, upstr
         validate(final, "Response")
     assert final["model"] == "m1" and [item["type"] for item in final["output"]] == ["function_call"]
     assert ledger(app, alice)[1] == [("responses", 200, COST)]
+
+
+def test_a_rejected_key_fails_over_to_the_next_on_the_native_path(setup, upstream):
+    """401 on the first key: the same request goes to /responses again with the next key."""
+    app, _, headers = setup
+    upstream.script(Fault.status(401, "bad key"), key="key-a")
+    response = app.test_client().post("/v1/responses", headers=headers, json={"model": "n1", "input": "hi"})
+    assert response.status_code == 200 and response.get_json()["model"] == "n1"
+    assert [(r.family, r.key) for r in upstream.requests] == [("openai_responses", "key-a"),
+                                                              ("openai_responses", "key-b")]
+    assert upstream.requests[0].body == upstream.requests[1].body
 
 
 def test_a_failed_response_from_the_native_upstream_is_a_failed_attempt(setup, upstream):
