@@ -88,10 +88,10 @@ class OpenAICompatAdapter(ProviderAdapter):
             if kind == "response.output_text.delta":
                 out = chunk({"content": data.get("delta") or ""})
             elif kind == "response.output_item.added" and (data.get("item") or {}).get("type") == "function_call":
-                item, calls[data.get("output_index")] = data["item"], len(calls)
-                out = chunk({"tool_calls": [{"index": calls[data.get("output_index")], "id": item.get("call_id"),
-                                             "type": "function", "function": {"name": item.get("name"),
-                                                                              "arguments": ""}}]})
+                item = data["item"]
+                calls[data.get("output_index")] = len(calls)
+                out = chunk({"tool_calls": [{"index": len(calls) - 1, "id": item.get("call_id"), "type": "function",
+                                             "function": {"name": item.get("name"), "arguments": ""}}]})
             elif kind == "response.function_call_arguments.delta" and data.get("output_index") in calls:
                 out = chunk({"tool_calls": [{"index": calls[data["output_index"]],
                                              "function": {"arguments": data.get("delta") or ""}}]})
