@@ -20,6 +20,7 @@ DEFAULT_BASE_URLS = {
 }
 DEFAULT_AUTH_URLS = {"gigachat": "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"}
 DEFAULT_SCOPES = {"gigachat": "GIGACHAT_API_PERS"}
+RESPONSES_MODES = ("translate", "native")    # how an openai provider serves /v1/responses
 _NOT_HEADER_TEXT = re.compile("[^\x20-\x7e\xa0-\xff]")   # outside printable Latin-1
 
 
@@ -108,6 +109,7 @@ class ProviderSettings:
     ca_bundle: str | None = None  # a CA file to verify the upstream with (GigaChat's Russian CA), never "off"
     auth_url: str = ""            # GigaChat: the OAuth token endpoint
     scope: str = ""               # GigaChat: the OAuth scope
+    responses: str = "translate"  # openai family: "native" sends /v1/responses to the upstream's own /responses
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,8 @@ def _parse_providers(table, environ):
 def _parse_provider(name, spec, environ):
     where = f"[providers.{name}]"
     _expect_table(spec, where)
-    allowed = {"type", "base_url", "api_keys", "key_header", "headers", "enabled", "ca_bundle", "auth_url", "scope"}
+    allowed = {"type", "base_url", "api_keys", "key_header", "headers", "enabled", "ca_bundle", "auth_url", "scope",
+               "responses"}
     for key in spec:
         if key not in allowed:
             raise ConfigError(f"{where} {key}: unknown setting")
@@ -255,12 +258,17 @@ def _parse_provider(name, spec, environ):
     auth_url = spec.get("auth_url", DEFAULT_AUTH_URLS.get(family, ""))
     if auth_url and not (isinstance(auth_url, str) and auth_url.startswith(("http://", "https://"))):
         raise ConfigError(f"{where} auth_url: must be an http(s) URL (got {auth_url!r})")
+    responses = spec.get("responses", "translate")
+    if responses not in RESPONSES_MODES:
+        raise ConfigError(f"{where} responses: must be one of {', '.join(RESPONSES_MODES)} (got {responses!r})")
+    if responses == "native" and family != "openai":
+        raise ConfigError(f"{where} responses: \"native\" is for the openai family only (this one is {family})")
     return ProviderSettings(
         name=name, type=family, base_url=base_url.rstrip("/"), keys=tuple(k for k in keys if k),
         key_header=spec.get("key_header", f"X-{name.capitalize()}-API-Key"),
         headers=tuple((str(k), str(v)) for k, v in headers.items()),
         enabled=bool(spec.get("enabled", True)), ca_bundle=ca_bundle, auth_url=auth_url,
-        scope=str(spec.get("scope", DEFAULT_SCOPES.get(family, ""))),
+        scope=str(spec.get("scope", DEFAULT_SCOPES.get(family, ""))), responses=responses,
     )
 
 

@@ -1,17 +1,22 @@
 """The OpenAI Responses API as a front door: requests become OpenAI chat bodies for the one routing
 pipeline (so every provider family serves them), and chat answers and chunks become `response`
-objects and the Responses API's typed stream events."""
+objects and the Responses API's typed stream events. Where an OpenAI-compatible upstream serves
+`/responses` itself (`responses = "native"`), the request travels whole beside the chat form
+(gateway.native) and that upstream's own object and events are relayed, ids rewritten."""
 import time
 import uuid
 
 from gateway import validation
 from gateway.errors import BadRequest
+from gateway.native import NATIVE
 from gateway.sse import encode_event
 
 ROLES = ("user", "assistant", "system", "developer")
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 _COPIED = ("temperature", "top_p", "user", "models", "parallel_tool_calls", "metadata", "stream")
 _REFUSED = ("background", "conversation", "prompt")     # server-side state and prompts the gateway does not keep
+_GATEWAY_ONLY = ("models", "previous_response_id")      # never sent upstream: the upstream knows neither
+TERMINAL = ("response.completed", "response.incomplete", "response.failed")     # a stream's last event
 
 
 def _new_id(prefix):
@@ -36,12 +41,17 @@ def input_items(body):
     return [item for i, raw in enumerate(value) if (item := _item(raw, f"input[{i}]")) is not None]
 
 
-def chat_request(body, history, items):
+def chat_request(body, history, items, native=False):
     """A chat body for the router: instructions, then the stored conversation, then this input.
+
+    With `native` (a candidate serves /responses itself) the request also travels whole under
+    NATIVE, and what only such an upstream runs (built-in tools, a tool_choice naming one) is left
+    out of the chat form and listed as `refused`: a candidate that translates answers 400 naming it.
 
     :raise BadRequest: naming the first bad field.
     """
     _check_echoed(body)
+    refused = []
     messages = [{"role": "system", "content": body["instructions"]}] if body.get("instructions") else []
     messages += messages_from_items(history + items)
     chat = {"model": body.get("model"), "messages": messages}
@@ -51,18 +61,39 @@ def chat_request(body, history, items):
     if (body.get("reasoning") or {}).get("effort"):
         chat["reasoning_effort"] = body["reasoning"]["effort"]
     if body.get("tools"):
-        chat["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(_list(body, "tools"))]
-    if body.get("tool_choice") is not None:
+        for i, tool in enumerate(_list(body, "tools")):
+            if native and _built_in(tool):
+                refused.append(f"tools[{i}].type")
+            else:
+                chat.setdefault("tools", []).append(_tool(tool, f"tools[{i}]"))
+    if native and _built_in(body.get("tool_choice")):
+        refused.append("tool_choice")
+    elif body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     response_format = _response_format(body.get("text"))
     if response_format:
         chat["response_format"] = response_format
     try:
-        return validation.chat_request(chat)
+        chat = validation.chat_request(chat)
     except BadRequest as exc:       # the chat names (max_tokens, messages[…]) are not this API's
         param = "input" if (exc.param or "").startswith("messages") else exc.param
         raise BadRequest(exc.message.replace("'max_tokens'", "'max_output_tokens'"),
                          "max_output_tokens" if param == "max_tokens" else param) from None
+    if native:
+        chat[NATIVE] = {"family": "openai", "body": native_body(body, history), "headers": {}, "lost": [],
+                        "refused": refused}
+    return chat
+
+
+def native_body(body, history):
+    """The caller's request for an upstream's own /responses: the stored conversation expanded into
+    `input` instead of `previous_response_id` (which the upstream does not know), `store: false` (the
+    gateway stores the answer). Items go as stored, ids included (output items need them); a
+    reasoning item only with its encrypted content, since an upstream that stored nothing cannot look it up."""
+    current = body["input"] if isinstance(body["input"], list) else [{"role": "user", "content": body["input"]}]
+    earlier = [item for item in history if item["type"] != "reasoning" or item.get("encrypted_content")]
+    native = {name: value for name, value in body.items() if name not in _GATEWAY_ONLY}
+    return {**native, "input": earlier + current, "store": False}
 
 
 def messages_from_items(items):
@@ -107,7 +138,10 @@ def draft(body, response_id, model_id):
 
 
 def response_from_completion(completion, response):
-    """A chat.completion as the finished `response` (its `draft` filled in)."""
+    """A chat.completion as the finished `response` (its `draft` filled in): a native upstream's own
+    object, when it answered, with the gateway's id, model and state fields."""
+    if completion.get("native"):
+        return _as_ours(completion["native"], response)
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     output = []
@@ -250,6 +284,59 @@ class ResponseStream:
         return event
 
 
+class NativeResponseStream:
+    """Relays a native upstream's own events (carried on its chunks as `native`) with the interface of
+    ResponseStream: the `response` they carry gets the gateway's id, model and state fields, and
+    `sequence_number`s are the gateway's, consecutive; the terminal event is held back for `closing()`
+    (the response is stored first). A stream that breaks ends with `response.failed`, the items
+    finished so far as its output."""
+
+    def __init__(self, response):
+        self.response = response
+        self.sequence = 0
+        self.done_items = {}         # output index -> item, from response.output_item.done
+        self.terminal = None
+
+    def opening(self):
+        return ()
+
+    def feed(self, chunk):
+        event = dict(chunk["native"])
+        if "response" in event:
+            self.response = event["response"] = _as_ours(event["response"], self.response)
+        if event.get("type") == "response.output_item.done":
+            self.done_items[event.get("output_index")] = event.get("item")
+        if event.get("type") in TERMINAL:
+            self.terminal = event
+        else:
+            yield self._event(event)
+
+    def finish(self, usage):
+        return ()
+
+    def fail(self, message, usage):
+        self.terminal = {"type": "response.failed"}
+        self.response = {**self.response, "status": "failed", "completed_at": None,
+                         "output": [self.done_items[index] for index in sorted(self.done_items)],
+                         "error": {"code": "server_error", "message": message}, "usage": usage_out(usage)}
+        return ()
+
+    def closing(self):
+        return self._event({**self.terminal, "response": self.response})
+
+    def _event(self, event):
+        event["sequence_number"] = self.sequence
+        self.sequence += 1
+        return encode_event(event["type"], event)
+
+
+def _as_ours(response, draft):
+    """A native upstream's `response` as the gateway's: its id and model, and the caller's `store`,
+    `previous_response_id` and `max_output_tokens` (the upstream saw none of them)."""
+    return {**response, **{name: draft[name] for name in ("id", "model", "store", "previous_response_id",
+                                                          "max_output_tokens")}}
+
+
 def _finished(response, output, finish_reason, usage):
     reason = INCOMPLETE.get(finish_reason)
     return {**response, "status": "incomplete" if reason else "completed", "output": output,
@@ -354,6 +441,11 @@ def _tool(tool, where):
     if tool.get("strict") is not None:
         function["strict"] = tool["strict"]
     return {"type": "function", "function": function}
+
+
+def _built_in(tool):
+    """A tool (or tool_choice) that only an upstream's own /responses runs: web search, file search, MCP…"""
+    return isinstance(tool, dict) and isinstance(tool.get("type"), str) and tool["type"] != "function"
 
 
 def _tool_out(tool):

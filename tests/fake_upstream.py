@@ -1,4 +1,4 @@
-"""A real fake LLM upstream on 127.0.0.1 speaking the OpenAI, Anthropic and Gemini wire formats,
+"""A real fake LLM upstream on 127.0.0.1 speaking the OpenAI (chat and Responses), Anthropic and Gemini wire formats,
 with scriptable faults and a log of every request, so tests assert on what was actually tried.
 
 Run alone with `python tests/fake_upstream.py PORT` to serve healthy answers forever.
@@ -260,6 +260,11 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = "chat" if parsed.path.endswith("completions") else "embeddings"
             return RequestRecord("openai", "POST", self.path, str(body_dict.get("model", "")), key, headers, body,
                                  body_dict.get("stream") is True, endpoint)
+        if parsed.path == "/v1/responses":
+            auth = headers.get("authorization", "")
+            return RequestRecord("openai_responses", "POST", self.path, str(body_dict.get("model", "")),
+                                 auth[7:] if auth.startswith("Bearer ") else "", headers, body,
+                                 body_dict.get("stream") is True, "chat")
         if parsed.path in ("/v1/messages", "/v1/messages/count_tokens"):
             endpoint = "count_tokens" if parsed.path.endswith("count_tokens") else "chat"
             return RequestRecord("anthropic", "POST", self.path, str(body_dict.get("model", "")),
@@ -530,6 +535,104 @@ class _OpenAI:
                           "param": None, "code": None}}
 
 
+class _OpenAIResponses:
+    """OpenAI's own Responses API (/v1/responses): a reasoning item first when asked to reason (with
+    encrypted content when `include` asks for it), a web search call when a `web_search` tool is
+    offered, then a function call (as chat would answer) or the text; its stream as typed events."""
+
+    @staticmethod
+    def response(up, record, status, output):
+        body = record.body or {}
+        prompt, completion = up.usage
+        response = {
+            "id": "resp_upstream1", "object": "response", "created_at": int(time.time()), "status": status,
+            "completed_at": int(time.time()) if status == "completed" else None, "error": None,
+            "incomplete_details": None, "instructions": body.get("instructions"),
+            "max_output_tokens": body.get("max_output_tokens"), "model": record.model, "output": output,
+            "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
+            "store": body.get("store", True), "temperature": 1.0, "text": {"format": {"type": "text"}},
+            "tool_choice": body.get("tool_choice", "auto"), "top_p": 1.0, "truncation": "disabled", "metadata": {},
+            "tools": [{"strict": True, **tool} if tool.get("type") == "function" else tool
+                      for tool in body.get("tools") or ()]}
+        if status != "in_progress":
+            response["usage"] = {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion,
+                                 "input_tokens_details": {"cached_tokens": up.cache[0], "cache_write_tokens": 0},
+                                 "output_tokens_details": {"reasoning_tokens": up.reasoning_tokens}}
+        return response
+
+    @staticmethod
+    def output(up, record):
+        """The finished output items: [web search call], then a function call or a message."""
+        body = record.body or {}
+        items = []
+        if (body.get("reasoning") or {}).get("effort"):
+            items.append({"id": "rs_1", "type": "reasoning", "summary": []})
+            if "reasoning.encrypted_content" in (body.get("include") or ()):
+                items[-1]["encrypted_content"] = "fake-encrypted-reasoning"
+        if any(tool.get("type") == "web_search" for tool in body.get("tools") or ()):
+            items.append({"id": "ws_1", "type": "web_search_call", "status": "completed",
+                          "action": {"type": "search", "query": "fake query"}})
+        tools = [tool for tool in body.get("tools") or () if tool.get("type") == "function"]
+        last = (body.get("input") or [{}])[-1] if isinstance(body.get("input"), list) else {"role": "user"}
+        if tools and up.call_tools and last.get("role") == "user":
+            items.append({"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_1",
+                          "name": tools[0]["name"], "arguments": json.dumps({"x": 1})})
+        else:
+            items.append({"id": "msg_1", "type": "message", "role": "assistant", "status": "completed",
+                          "content": [{"type": "output_text", "text": up.reply_text, "annotations": [], "logprobs": []}]})
+        return items
+
+    @staticmethod
+    def complete(up, record):
+        return _OpenAIResponses.response(up, record, "completed", _OpenAIResponses.output(up, record))
+
+    @staticmethod
+    def stream_events(up, record):
+        events = []
+
+        def event(kind, **fields):
+            events.append({"type": kind, "sequence_number": len(events), **fields})
+        output = _OpenAIResponses.output(up, record)
+        event("response.created", response=_OpenAIResponses.response(up, record, "in_progress", []))
+        event("response.in_progress", response=_OpenAIResponses.response(up, record, "in_progress", []))
+        for index, item in enumerate(output):
+            if item["type"] == "reasoning":
+                event("response.output_item.added", output_index=index, item=item)
+            elif item["type"] == "web_search_call":
+                event("response.output_item.added", output_index=index, item={**item, "status": "in_progress"})
+                event("response.web_search_call.completed", output_index=index, item_id=item["id"])
+            elif item["type"] == "function_call":
+                event("response.output_item.added", output_index=index,
+                      item={**item, "status": "in_progress", "arguments": ""})
+                event("response.function_call_arguments.delta", item_id=item["id"], output_index=index,
+                      delta=item["arguments"])
+                event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+                      name=item["name"], arguments=item["arguments"])
+            else:
+                part = item["content"][0]
+                event("response.output_item.added", output_index=index,
+                      item={**item, "status": "in_progress", "content": []})
+                event("response.content_part.added", item_id=item["id"], output_index=index, content_index=0,
+                      part={**part, "text": ""})
+                for piece in _pieces(up):
+                    event("response.output_text.delta", item_id=item["id"], output_index=index, content_index=0,
+                          delta=piece, logprobs=[])
+                event("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
+                      text=part["text"], logprobs=[])
+                event("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+                      part=part)
+            event("response.output_item.done", output_index=index, item=item)
+        event("response.completed", response=_OpenAIResponses.response(up, record, "completed", output))
+        return [_sse(data, data["type"]) for data in events]
+
+    @staticmethod
+    def stream_error():
+        return _sse({"type": "error", "code": "server_error", "message": "upstream overloaded", "param": None,
+                     "sequence_number": 0}, "error")
+
+    error = staticmethod(_OpenAI.error)
+
+
 class _Anthropic:
     """Anthropic Messages format: thinking (with a signature) when asked to think, prompt-cache usage
     when the request marks cache breakpoints, structured output from `output_config.format`."""
@@ -671,7 +774,7 @@ class _GigaChatOAuth:
         return {"code": status, "message": message}
 
 
-_FAMILIES = {"openai": _OpenAI, "anthropic": _Anthropic, "gemini": _Gemini, "gigachat_oauth": _GigaChatOAuth}
+_FAMILIES = {"openai": _OpenAI, "openai_responses": _OpenAIResponses, "anthropic": _Anthropic, "gemini": _Gemini, "gigachat_oauth": _GigaChatOAuth}
 
 
 if __name__ == "__main__":

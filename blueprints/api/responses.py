@@ -7,7 +7,7 @@ from flask import Response, current_app, g, has_app_context, jsonify, request
 from blueprints.api import bp, read_json_body
 from blueprints.api.auth import authenticate
 from blueprints.api.chat import SSE_HEADERS, route_chat
-from blueprints.api.records import Turn, settled
+from blueprints.api.records import Turn, current_gateway, settled
 from gateway import responses_api
 from gateway.errors import BadRequest, GatewayError, StreamInterrupted
 from models import stored_response
@@ -19,16 +19,16 @@ def create_response():
     body = read_json_body()
     items = responses_api.input_items(body)
     history = _history(caller.user_id, body.get("previous_response_id"))
-    chat = responses_api.chat_request(body, history, items)
+    chat = responses_api.chat_request(body, history, items, native=_native_candidate(body))
     stream = chat.get("stream") is True
     turn = Turn(caller, "responses", chat["model"], stream)
     outcome = route_chat(caller, chat, turn, stream, include_usage=True)
     draft = responses_api.draft(body, f"resp_{g.request_id}", outcome.model.id)
     keep = _keeper(caller.user_id, items) if body.get("store", True) else None
     if stream:
+        events = responses_api.NativeResponseStream if _native(outcome.model) else responses_api.ResponseStream
         headers = {**SSE_HEADERS, **turn.headers(outcome.model, outcome.attempts), "X-Request-ID": g.request_id}
-        return Response(_relay(outcome, turn, responses_api.ResponseStream(draft), keep),
-                        mimetype="text/event-stream", headers=headers)
+        return Response(_relay(outcome, turn, events(draft), keep), mimetype="text/event-stream", headers=headers)
     turn.served(outcome.model, outcome.attempts, outcome.usage)
     answer = responses_api.response_from_completion(outcome.body, draft)
     if keep:
@@ -77,6 +77,24 @@ def _relay(session, turn, events, keep):
         if keep:
             keep(events.response)
         yield events.closing()
+
+
+def _native_candidate(body):
+    """Whether a candidate for the request serves /responses itself (then what only it runs is accepted
+    here, and refused by the candidates that translate). A bad or unknown model is answered later."""
+    model, explicit = body.get("model"), body.get("models")
+    if not isinstance(model, str) or not (explicit is None or isinstance(explicit, list)
+                                          and all(isinstance(m, str) for m in explicit)):
+        return False
+    try:
+        candidates = current_gateway().catalog.candidates(model, "chat", explicit)
+    except GatewayError:
+        return False
+    return any(_native(candidate) for candidate in candidates)
+
+
+def _native(model):
+    return current_gateway().settings.providers[model.provider].responses == "native"
 
 
 def _keeper(user_id, items):

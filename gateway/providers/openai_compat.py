@@ -1,7 +1,11 @@
 """Translates OpenAI chat.completions to/from any OpenAI-compatible upstream (OpenAI, xAI, Groq,
-Mistral, DeepSeek, OpenRouter, vLLM, Ollama…): configuration rows, not code."""
+Mistral, DeepSeek, OpenRouter, vLLM, Ollama…): configuration rows, not code. A /v1/responses
+request goes whole to the upstream's own /responses where the provider says `responses = "native"`
+(gateway.native), and its answer comes back as chat for the router plus the upstream's own (`native`)."""
 from gateway import errors
+from gateway.native import native_of
 from gateway.providers.base import HttpCall, ProviderAdapter, json_event
+from gateway.providers.convert import chunk
 
 # Only these request fields travel upstream: a body can never smuggle `api_base` or similar.
 FORWARDED_FIELDS = (
@@ -10,6 +14,7 @@ FORWARDED_FIELDS = (
     "response_format", "logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls",
     "reasoning_effort", "metadata", "store", "service_tier", "prediction",
 )
+INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
 class OpenAICompatAdapter(ProviderAdapter):
@@ -17,6 +22,14 @@ class OpenAICompatAdapter(ProviderAdapter):
     supports_embeddings = True
 
     def chat_call(self, target, body, stream):
+        native = native_of(body, self.family)
+        if native and _serves_responses(target):
+            return self._responses_call(target, body, native, stream)
+        if native and native["refused"]:
+            name = native["refused"][0]
+            raise errors.BadRequest(f"'{name}' needs an upstream that serves the Responses API itself; the "
+                                    f"{target.provider.name} provider serving this model translates it to chat. "
+                                    "Remove it or choose another model.", name, "unsupported_parameter")
         payload = {k: body[k] for k in FORWARDED_FIELDS if k in body}
         payload["model"] = target.model.upstream_name
         if stream:
@@ -25,11 +38,16 @@ class OpenAICompatAdapter(ProviderAdapter):
         return HttpCall(f"{target.base_url}/chat/completions", self._headers(target), payload)
 
     def parse_chat(self, payload, target, body=None):
+        if body and native_of(body, self.family) and _serves_responses(target):
+            return _completion_of_response(payload)
         if not isinstance(payload.get("choices"), list):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answer has no choices")
         return payload
 
     def stream_chunks(self, events, target, body=None):
+        if body and native_of(body, self.family) and _serves_responses(target):
+            yield from self._response_chunks(events)
+            return
         for event in events:
             if event.data.strip() == "[DONE]":
                 return
@@ -49,8 +67,93 @@ class OpenAICompatAdapter(ProviderAdapter):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream embeddings answer has no data")
         return payload
 
+    def _responses_call(self, target, body, native, stream):
+        """The caller's Responses request for `{base_url}/responses`, with the upstream's model name and
+        the completion limit the gateway holds credit for."""
+        payload = {**native["body"], "model": target.model.upstream_name,
+                   "max_output_tokens": body.get("max_tokens") or body.get("max_completion_tokens")}
+        payload.pop("stream", None)
+        if stream:
+            payload["stream"] = True
+        return HttpCall(f"{target.base_url}/responses", self._headers(target), payload)
+
+    def _response_chunks(self, events):
+        """Responses events as chat chunks, each carrying its event (`native`); the terminal event
+        carries the finish reason and usage. `response.failed`, `error` or an early end break the stream."""
+        calls = {}            # output index -> chat tool-call index
+        for event in events:
+            data = json_event(event)
+            kind = data.get("type")
+            out = {"choices": []}
+            if kind == "response.output_text.delta":
+                out = chunk({"content": data.get("delta") or ""})
+            elif kind == "response.output_item.added" and (data.get("item") or {}).get("type") == "function_call":
+                item = data["item"]
+                calls[data.get("output_index")] = len(calls)
+                out = chunk({"tool_calls": [{"index": len(calls) - 1, "id": item.get("call_id"), "type": "function",
+                                             "function": {"name": item.get("name"), "arguments": ""}}]})
+            elif kind == "response.function_call_arguments.delta" and data.get("output_index") in calls:
+                out = chunk({"tool_calls": [{"index": calls[data["output_index"]],
+                                             "function": {"arguments": data.get("delta") or ""}}]})
+            elif kind in ("response.completed", "response.incomplete"):
+                completion = _completion_of_response(data.get("response") or {})
+                out = {**chunk({}, completion["choices"][0]["finish_reason"]), "usage": completion["usage"]}
+            elif kind in ("response.failed", "error"):
+                failure = (data.get("response") or {}).get("error") if kind == "response.failed" else data
+                raise errors.UpstreamError(errors.TRANSIENT, self.error_message({"error": failure}) or
+                                           "upstream stream error")
+            out["native"] = data
+            yield out
+            if kind in ("response.completed", "response.incomplete"):
+                return
+        raise errors.UpstreamError(errors.TRANSIENT, "upstream stream ended without response.completed")
+
     def _headers(self, target):
         headers = dict(target.provider.headers)
         if target.key is not None:
             headers["Authorization"] = f"Bearer {target.key.secret}"
         return headers
+
+
+def _serves_responses(target):
+    return target.provider.responses == "native"
+
+
+def _completion_of_response(response):
+    """An upstream's `response` object as a chat.completion (text, function calls, finish reason,
+    usage), with the object itself as `native`. A failed response is a failed attempt."""
+    if response.get("status") == "failed":
+        raise errors.UpstreamError(errors.TRANSIENT, str((response.get("error") or {}).get("message") or
+                                                         "upstream response failed"))
+    if not isinstance(response.get("output"), list):
+        raise errors.UpstreamError(errors.TRANSIENT, "upstream response has no output")
+    text, calls = "", []
+    for item in response["output"]:
+        if item.get("type") == "message":
+            text += "".join(part.get("text") or "" for part in item.get("content") or ()
+                            if part.get("type") == "output_text")
+        elif item.get("type") == "function_call":
+            calls.append({"id": item.get("call_id"), "type": "function",
+                          "function": {"name": item.get("name"), "arguments": item.get("arguments") or ""}})
+    message = {"role": "assistant", "content": text or (None if calls else "")}
+    if calls:
+        message["tool_calls"] = calls
+    reason = (response.get("incomplete_details") or {}).get("reason")
+    finish = INCOMPLETE_REASONS.get(reason, "length") if response.get("status") == "incomplete" else \
+        "tool_calls" if calls else "stop"
+    return {"choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": _usage(response.get("usage")), "native": response}
+
+
+def _usage(usage):
+    """Responses usage in chat's names, cached and reasoning tokens included."""
+    usage = usage or {}
+    prompt, completion = usage.get("input_tokens") or 0, usage.get("output_tokens") or 0
+    out = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens")
+    reasoning = (usage.get("output_tokens_details") or {}).get("reasoning_tokens")
+    if cached:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    if reasoning:
+        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return out
