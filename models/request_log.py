@@ -63,8 +63,11 @@ class LogFilter:
                 select = select.where(column == value)
         if self.username is not None:
             select = select.where(RequestLog.user_id.in_(sa.select(User.id).where(User.username == self.username)))
-        if self.key_name is not None:
-            select = select.where(RequestLog.api_key_id.in_(sa.select(ApiKey.id).where(ApiKey.name == self.key_name)))
+        if self.key_name is not None:          # one user's keys of that name when the user is known: an index's worth
+            keys = sa.select(ApiKey.id).where(ApiKey.name == self.key_name)
+            if self.user_id is not None:
+                keys = keys.where(ApiKey.user_id == self.user_id)
+            select = select.where(RequestLog.api_key_id.in_(keys))
         if self.failed is not None:
             select = select.where(RequestLog.status >= 400 if self.failed else RequestLog.status < 400)
         if self.since is not None:
