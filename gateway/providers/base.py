@@ -158,6 +158,11 @@ class ProviderAdapter:
         payload = self._read_json(response, deadline)
         return answers.embeddings(lambda: self.parse_embeddings(payload, target))
 
+    def relay(self, endpoint, target, body, timeout, deadline=None):
+        """An endpoint passed through unchanged (gateway.passthrough): only OpenAI-compatible upstreams serve them."""
+        raise errors.UpstreamError(errors.REQUEST, f"the {target.provider.name} provider ({self.family}) serving this "
+                                                   f"model has no /{endpoint} endpoint", 404)
+
     def _send(self, call, timeout, target):
         user_url = target.key is not None and bool(target.key.base_url)
         return self._post(call.url, timeout, session=self.user_url_session if user_url else self.session,
