@@ -160,8 +160,9 @@ class ProviderAdapter:
 
     def relay(self, endpoint, target, body, timeout, deadline=None):
         """An endpoint passed through unchanged (gateway.passthrough): only OpenAI-compatible upstreams serve them."""
-        raise errors.UpstreamError(errors.REQUEST, f"the {target.provider.name} provider ({self.family}) serving this "
-                                                   f"model has no /{endpoint} endpoint", 404)
+        raise errors.GatewayError(404, f"/v1/{endpoint} is not served by the {target.provider.name} provider "
+                                       f"({self.family} family) of this model; only OpenAI-compatible providers serve it.",
+                                  code="endpoint_not_supported", param="model")
 
     def _send(self, call, timeout, target):
         user_url = target.key is not None and bool(target.key.base_url)

@@ -174,7 +174,8 @@ def test_a_family_without_the_endpoint_answers_404_without_a_call(make_app, upst
     user_id, headers = funded_user(app)
     response = app.test_client().post("/v1/moderations", headers=headers, json={"model": "claude-mod", "input": "x"})
     assert response.status_code == 404
-    assert "has no /moderations endpoint" in response.get_json()["error"]["message"]
+    error = response.get_json()["error"]
+    assert error["code"] == "endpoint_not_supported" and "/v1/moderations is not served by the anthropic" in error["message"]
     assert upstream.requests == [] and charges(app, user_id) == []
 
 
