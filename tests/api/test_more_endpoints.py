@@ -143,6 +143,18 @@ def test_failover_from_a_5xx_candidate(gateway, upstream):
     assert logged(app) == [("moderations", "mod-b", 200)]
 
 
+def test_failover_to_the_next_key_resends_the_upload(make_app, upstream):
+    """A refused key (401) gives way to the provider's next one, with the same file in the same request."""
+    app = make_app(gateway_config(upstream, MODELS, keys=("key-a", "key-b")))
+    user_id, headers = funded_user(app)
+    upstream.script(Fault.status(401, "bad key"), key="key-a")
+    response = app.test_client().post("/v1/audio/transcriptions", headers=headers,
+                                      data={"model": "stt", "file": (_upload(), "a.wav")})
+    assert response.status_code == 200 and response.get_json()["text"] == upstream.reply_text
+    assert [(r.key, r.body["file"]["data"]) for r in upstream.requests] == [("key-a", AUDIO), ("key-b", AUDIO)]
+    assert len(charges(app, user_id)) == 1 and logged(app) == [("audio/transcriptions", "stt", 200)]
+
+
 @pytest.mark.parametrize("path, body, needed", [
     ("/v1/moderations", {"model": "m1", "input": "x"}, "moderation"),
     ("/v1/images/generations", {"model": "mod", "prompt": "x"}, "image"),
