@@ -137,8 +137,8 @@ class Turn:
         return pricing.to_credits(min(cost, self.reserved) if self.reserved else cost)
 
     def _cost(self, model, usage, status):
-        """(micro-USD, cost of each part or None). Embeddings pay for input; an empty completion is free;
-        a flat price is paid only when served whole."""
+        """(micro-USD, cost of each part or None). A relayed endpoint pays all its usage; embeddings pay for
+        input; an empty completion is free; a flat price is paid only when served whole."""
         if self.bound is not None:
             return pricing.priced(model, usage, self.ratio)
         if self.fields["endpoint"] == "embeddings":
