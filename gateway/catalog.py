@@ -1,5 +1,5 @@
 """Model resolution and fallback order (SPEC section 4)."""
-from gateway.errors import BadRequest, ModelNotFound
+from gateway.errors import GatewayError, ModelNotFound
 
 
 class Catalog:
@@ -33,7 +33,8 @@ class Catalog:
         """
         first, pinned = self.resolve(model_id)
         if first.kind != kind:
-            raise BadRequest(f"The model '{model_id}' is a {first.kind} model and cannot serve this endpoint.", "model")
+            raise GatewayError(404, f"The model '{model_id}' is a {first.kind} model; this endpoint needs a {kind} model.",
+                               code="model_not_found", param="model")
         if explicit is not None:
             ordered = [first] + [self.resolve(m)[0] for m in explicit]
         elif pinned or first.group is None:

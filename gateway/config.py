@@ -21,6 +21,7 @@ DEFAULT_BASE_URLS = {
 DEFAULT_AUTH_URLS = {"gigachat": "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"}
 DEFAULT_SCOPES = {"gigachat": "GIGACHAT_API_PERS"}
 RESPONSES_MODES = ("translate", "native")    # how an openai provider serves /v1/responses
+KINDS = ("chat", "embedding", "moderation", "image", "speech", "transcription", "rerank")   # a model's endpoints
 _NOT_HEADER_TEXT = re.compile("[^\x20-\x7e\xa0-\xff]")   # outside printable Latin-1
 
 
@@ -117,10 +118,11 @@ class ModelSettings:
     id: str
     provider: str
     upstream_name: str
-    kind: str = "chat"            # chat | embedding
+    kind: str = "chat"            # one of KINDS: which endpoints the model serves
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
     per_request: float = 0.0
+    per_image: float = 0.0                # USD per generated image (kind = "image")
     cache_read_per_mtok: float = 0.0      # cached input read; the loader defaults it to input_per_mtok
     cache_write_per_mtok: float = 0.0     # input written to a prompt cache; likewise
     group: str | None = None
@@ -296,10 +298,10 @@ def _parse_models(table, providers):
         if provider not in providers:
             raise ConfigError(f"{where} provider: {provider!r} is not a configured provider")
         kind = spec.get("kind", "chat")
-        if kind not in ("chat", "embedding"):
-            raise ConfigError(f"{where} kind: must be chat or embedding")
+        if kind not in KINDS:
+            raise ConfigError(f"{where} kind: must be one of {', '.join(KINDS)}")
         prices = {}
-        for key in ("input_per_mtok", "output_per_mtok", "per_request", "cache_read_per_mtok", "cache_write_per_mtok"):
+        for key in ("input_per_mtok", "output_per_mtok", "per_request", "per_image", "cache_read_per_mtok", "cache_write_per_mtok"):
             value = spec.get(key, spec.get("input_per_mtok", 0.0) if key.startswith("cache_") else 0.0)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"{where} {key}: must be a non-negative number")

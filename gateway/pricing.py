@@ -13,14 +13,16 @@ DEFAULT_RESERVED_COMPLETION = 4096
 MAX_CREDITS = 10**9              # no amount of money the gateway handles comes near; keeps micro-USD in a BigInteger
 
 
-def cost(model, prompt_tokens, completion_tokens, ratio=1.0):
+def cost(model, prompt_tokens, completion_tokens, ratio=1.0, images=0):
     """Micro-USD for a served request at `model`'s prices times the key group's ratio (no cache, no reasoning split)."""
-    return priced(model, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}, ratio)[0]
+    return priced(model, {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "images": images},
+                  ratio)[0]
 
 
 def priced(model, usage, ratio=1.0):
     """(micro-USD, cost of each part) for an OpenAI-shaped usage: uncached input, cache reads and writes
-    at their own prices, output, and reasoning (part of the output) at the output price; rounded up once."""
+    at their own prices, output, and reasoning (part of the output) at the output price, and generated
+    `images` (gateway.passthrough); rounded up once."""
     tokens = breakdown(usage)
     parts = {"input": tokens["input"] * model.input_per_mtok,
              "cache_read": tokens["cache_read"] * model.cache_read_per_mtok,
@@ -28,6 +30,8 @@ def priced(model, usage, ratio=1.0):
              "output": (tokens["output"] - tokens["reasoning"]) * model.output_per_mtok,
              "reasoning": tokens["reasoning"] * model.output_per_mtok,
              "request": model.per_request * MICRO_PER_USD}
+    if model.per_image:
+        parts["image"] = int(usage.get("images") or 0) * model.per_image * MICRO_PER_USD
     raw = sum(parts.values())
     total = math.ceil(raw * ratio - 1e-9) if raw > 0 else 0
     return total, {name: round(value * ratio) for name, value in parts.items()}
@@ -45,10 +49,10 @@ def breakdown(usage):
             "output": output, "reasoning": reasoning}
 
 
-def worst_case(models, prompt_tokens, completion_tokens, ratio=1.0):
+def worst_case(models, prompt_tokens, completion_tokens, ratio=1.0, images=0):
     """The reservation: the dearest candidate at the prompt's bound (every input token at the dearest of
-    its input, cache-read and cache-write prices) plus every allowed output token."""
-    return max((cost(_dearest_input(m), prompt_tokens, completion_tokens, ratio) for m in models), default=0)
+    its input, cache-read and cache-write prices) plus every allowed output token and image."""
+    return max((cost(_dearest_input(m), prompt_tokens, completion_tokens, ratio, images) for m in models), default=0)
 
 
 def _dearest_input(model):

@@ -75,6 +75,16 @@ class Router:
         result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
         return RouteResult(result, model, attempts, result.get("usage") or {})
 
+    def relay(self, endpoint, candidates, body, request_keys=None, tenant=None):
+        """An endpoint passed through unchanged (gateway.passthrough); RouteResult.body is a Relayed answer."""
+        deadline = self.clock() + self.settings.routing.request_timeout_s
+
+        def call(target, adapter, timeout):
+            return adapter.relay(endpoint, target, body, timeout, deadline)
+
+        result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
+        return RouteResult(result, model, attempts, {})
+
     def count_tokens(self, candidates, body, request_keys=None, tenant=None):
         """The requested model's own count of a request's input tokens (no fallback: another model counts
         differently); RouteResult.body is Anthropic's {"input_tokens": N}."""

@@ -54,3 +54,8 @@ def embeddings_out(body, model_id):
 def error_body(message, type_="invalid_request_error", code=None, param=None, extra=None):
     """OpenAI's error shape, which the SDKs parse (extra fields such as `limit_source` ride along)."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code, **(extra or {})}}
+
+
+def relayed_out(payload, model_id):
+    """A relayed endpoint's JSON answer (gateway.passthrough), naming the catalog model if it names one."""
+    return {**payload, "model": model_id} if "model" in payload else payload

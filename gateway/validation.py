@@ -1,10 +1,12 @@
 """Validation of OpenAI-shaped request bodies: bad input is refused before any upstream call."""
-from gateway.errors import BadRequest
+from gateway.errors import BadRequest, GatewayError
 from gateway.native import NATIVE
 from gateway.providers.convert import EFFORT_BUDGETS
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 MAX_TOKENS_CAP = 1_000_000
+MAX_IMAGES = 10                 # OpenAI's own limit of images per request
+MAX_SPEECH_CHARS = 4096         # likewise for the text of one speech request
 EFFORTS = set(EFFORT_BUDGETS)
 _NUMBERS = {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)}
 
@@ -70,6 +72,102 @@ def embeddings_request(body):
         raise BadRequest("'input' must be a non-empty string, an array of non-empty strings, an array of token ids "
                          "or an array of non-empty token-id arrays.", "input")
     return body
+
+
+def moderations_request(body):
+    """Check a /v1/moderations body: text, texts, or text and image_url parts."""
+    _object_with_model(body)
+    value = body.get("input")
+    ok = isinstance(value, str) and value or isinstance(value, list) and value and (
+        all(isinstance(v, str) and v for v in value) or all(_moderation_part(v) for v in value))
+    if not ok:
+        raise BadRequest("'input' must be a non-empty string, an array of non-empty strings or an array of text and "
+                         "image_url parts.", "input")
+    return body
+
+
+def images_request(body):
+    """Check a /v1/images/generations body."""
+    _object_with_model(body)
+    if not isinstance(body.get("prompt"), str) or not body["prompt"].strip():
+        raise BadRequest("'prompt' must be a non-empty string.", "prompt")
+    n = _optional(body, "n", int)
+    if n is not None and not 1 <= n <= MAX_IMAGES:
+        raise BadRequest(f"'n' must be between 1 and {MAX_IMAGES}.", "n")
+    for name in ("size", "quality", "response_format", "style", "background", "moderation", "output_format", "user"):
+        _optional(body, name, str)
+    _optional(body, "output_compression", int)
+    if body.get("stream"):
+        raise BadRequest("Streamed image generation is not supported; leave 'stream' out.", "stream")
+    return body
+
+
+def speech_request(body):
+    """Check a /v1/audio/speech body (the answer is the audio file, never a stream of events)."""
+    _object_with_model(body)
+    text = body.get("input")
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_SPEECH_CHARS:
+        raise BadRequest(f"'input' must be a non-empty string of at most {MAX_SPEECH_CHARS} characters.", "input")
+    voice = body.get("voice")
+    if not (isinstance(voice, str) and voice) and not (isinstance(voice, dict) and isinstance(voice.get("id"), str)):
+        raise BadRequest("'voice' is required: a voice name or {\"id\": ...}.", "voice")
+    speed = _optional(body, "speed", (int, float))
+    if speed is not None and not 0.25 <= speed <= 4:
+        raise BadRequest("'speed' must be between 0.25 and 4.", "speed")
+    for name in ("instructions", "response_format"):
+        _optional(body, name, str)
+    if body.get("stream_format") not in (None, "audio"):
+        raise BadRequest("Only stream_format 'audio' is supported: the answer is the audio file.", "stream_format")
+    return body
+
+
+def transcription_request(mimetype, form, files):
+    """Check a /v1/audio/transcriptions upload; returns the body the router relays: the form's
+    fields (each a list of values), `model`, and `file` as (name, bytes, content type).
+
+    :raise GatewayError: 415 when the request is not multipart/form-data.
+    """
+    if mimetype != "multipart/form-data":
+        raise GatewayError(415, "Send multipart/form-data with the audio in a 'file' field.",
+                           code="unsupported_media_type")
+    upload = files.get("file")
+    content = upload.read() if upload is not None else b""
+    if not content:
+        raise BadRequest("'file' is required: the audio to transcribe.", "file")
+    body = {name: form.getlist(name) for name in form if name != "model"}
+    body["model"] = form.get("model")
+    _model(body)
+    if body.get("stream") not in (None, ["false"]):
+        raise BadRequest("Streamed transcription is not supported; leave 'stream' out.", "stream")
+    body["file"] = (upload.filename or "audio", content, upload.mimetype or "application/octet-stream")
+    return body
+
+
+def rerank_request(body):
+    """Check a /v1/rerank body (vLLM, Jina and Cohere shape): a query and the documents to order."""
+    _object_with_model(body)
+    if not isinstance(body.get("query"), str) or not body["query"].strip():
+        raise BadRequest("'query' must be a non-empty string.", "query")
+    documents = body.get("documents")
+    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) and d for d in documents):
+        raise BadRequest("'documents' must be a non-empty array of non-empty strings.", "documents")
+    top_n = _optional(body, "top_n", int)
+    if top_n is not None and top_n < 1:
+        raise BadRequest("'top_n' must be a positive integer.", "top_n")
+    _optional(body, "return_documents", bool)
+    return body
+
+
+def _moderation_part(part):
+    kind = part.get("type") if isinstance(part, dict) else None
+    return (kind == "text" and isinstance(part.get("text"), str)) or (
+        kind == "image_url" and isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str))
+
+
+def _object_with_model(body):
+    if not isinstance(body, dict):
+        raise BadRequest("The request body must be a JSON object.")
+    _model(body)
 
 
 def token_ids_in(body):

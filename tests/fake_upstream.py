@@ -3,6 +3,8 @@ with scriptable faults and a log of every request, so tests assert on what was a
 
 Run alone with `python tests/fake_upstream.py PORT` to serve healthy answers forever.
 """
+import email
+import email.policy
 import json
 import socket
 import struct
@@ -208,8 +210,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        content_type = self.headers.get("Content-Type") or ""
         try:
-            body = json.loads(raw) if raw else None
+            body = _multipart(raw, content_type) if content_type.startswith("multipart/") else \
+                json.loads(raw) if raw else None
         except ValueError:
             body = dict(urllib.parse.parse_qsl(raw.decode(errors="replace"))) if raw else None
         record = self._record(body)
@@ -224,6 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, family.token(self.upstream))
             if record.endpoint == "embeddings":
                 return self._json(200, family.embeddings(self.upstream, record))
+            if record.endpoint in _RELAYED:
+                return self._send(200, *_RELAYED[record.endpoint](self.upstream, record))
             if record.endpoint == "count_tokens":
                 return self._json(200, {"input_tokens": len(json.dumps(record.body)) // 4})
             if record.stream:
@@ -260,6 +266,11 @@ class _Handler(BaseHTTPRequestHandler):
             endpoint = "chat" if parsed.path.endswith("completions") else "embeddings"
             return RequestRecord("openai", "POST", self.path, str(body_dict.get("model", "")), key, headers, body,
                                  body_dict.get("stream") is True, endpoint)
+        if parsed.path[len("/v1/"):] in _RELAYED:
+            auth = headers.get("authorization", "")
+            return RequestRecord("openai", "POST", self.path, str(body_dict.get("model", "")),
+                                 auth[7:] if auth.startswith("Bearer ") else "", headers, body, False,
+                                 parsed.path[len("/v1/"):])
         if parsed.path == "/v1/responses":
             auth = headers.get("authorization", "")
             return RequestRecord("openai_responses", "POST", self.path, str(body_dict.get("model", "")),
@@ -774,6 +785,58 @@ class _GigaChatOAuth:
         return {"code": status, "message": message}
 
 
+def _multipart(raw, content_type):
+    """A multipart/form-data body as {name: text, or {"filename", "content_type", "data"} for a file}."""
+    message = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw,
+                                       policy=email.policy.HTTP)
+    fields = {}
+    for part in message.iter_parts():
+        name, data = part.get_param("name", header="content-disposition"), part.get_payload(decode=True)
+        fields[name] = {"filename": part.get_filename(), "content_type": part.get_content_type(), "data": data} \
+            if part.get_filename() else data.decode()
+    return fields
+
+
+class _Relayed:
+    """OpenAI's other endpoints (moderations, images, speech, transcriptions) and the vLLM/Jina rerank:
+    each answers (body bytes, content type), with usage where the real one reports it."""
+
+    @staticmethod
+    def moderations(up, record):
+        inputs = record.body.get("input")
+        results = [{"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.01}}
+                   for _ in (inputs if isinstance(inputs, list) and isinstance(inputs[0], str) else [inputs])]
+        return json.dumps({"id": "modr-fake", "model": record.model, "results": results}).encode(), "application/json"
+
+    @staticmethod
+    def images(up, record):
+        prompt, output = up.usage
+        return json.dumps({"created": int(time.time()), "data": [{"b64_json": "aW1hZ2U="}] * (record.body.get("n") or 1),
+                           "usage": {"input_tokens": prompt, "output_tokens": output,
+                                     "total_tokens": prompt + output}}).encode(), "application/json"
+
+    @staticmethod
+    def speech(up, record):
+        return b"ID3 fake mp3 of " + record.body["input"].encode(), "audio/mpeg"
+
+    @staticmethod
+    def transcriptions(up, record):
+        if record.body.get("response_format") == "text":
+            return up.reply_text.encode(), "text/plain; charset=utf-8"
+        prompt, output = up.usage
+        return json.dumps({"text": up.reply_text, "usage": {"type": "tokens", "input_tokens": prompt,
+                                                            "output_tokens": output,
+                                                            "total_tokens": prompt + output}}).encode(), "application/json"
+
+    @staticmethod
+    def rerank(up, record):
+        results = [{"index": i, "relevance_score": round(1 / (i + 1), 3)} for i in range(len(record.body["documents"]))]
+        return json.dumps({"id": "rerank-fake", "model": record.model, "results": results[:record.body.get("top_n")],
+                           "usage": {"total_tokens": up.usage[0]}}).encode(), "application/json"
+
+
+_RELAYED = {"moderations": _Relayed.moderations, "images/generations": _Relayed.images, "audio/speech": _Relayed.speech,
+            "audio/transcriptions": _Relayed.transcriptions, "rerank": _Relayed.rerank}
 _FAMILIES = {"openai": _OpenAI, "openai_responses": _OpenAIResponses, "anthropic": _Anthropic, "gemini": _Gemini, "gigachat_oauth": _GigaChatOAuth}
 
 

@@ -55,4 +55,5 @@ def openai_error(status, message, type_="invalid_request_error", code=None, para
     return response
 
 
-from blueprints.api import chat, completions, embeddings, models, responses  # noqa: E402,F401  (routes register on bp)
+from blueprints.api import (audio, chat, completions, embeddings, images, models, moderations,  # noqa: E402,F401
+                           rerank, responses)  # (routes register on bp)

@@ -59,8 +59,9 @@ def settled(session, turn):
 class Turn:
     """Reserve → call → settle or release → one log row; never charged twice (request id)."""
 
-    def __init__(self, caller, endpoint, requested_model, stream=False, fixed_cost=None):
-        """`fixed_cost` (micro-USD) replaces token pricing for flat-priced endpoints (seed 003)."""
+    def __init__(self, caller, endpoint, requested_model, stream=False, fixed_cost=None, bound=None):
+        """`fixed_cost` (micro-USD) replaces token pricing for flat-priced endpoints (seed 003); `bound`
+        (gateway.passthrough.Bound) is what a relayed endpoint may use: held, and its usage charged in full."""
         self.started = time.monotonic()
         self.request_started = g.get("request_started", self.started)     # blueprints/metrics.py sets it
         self.caller = caller
@@ -69,6 +70,7 @@ class Turn:
                        "endpoint": endpoint, "requested_model": requested_model[:200], "stream": stream}
         self.app = current_app._get_current_object()
         self.charged, self.reserved, self.available, self.fixed_cost = None, 0, None, fixed_cost
+        self.bound = bound
         self.relay_started = None          # when a committed stream began to be relayed
         self.dropped = []                  # request fields the answering family ignored (the router says which)
         self.ratio = current_gateway().settings.price_groups.get(caller.price_group, 1.0)
@@ -78,6 +80,9 @@ class Turn:
         at the dearest candidate) or answer 402."""
         if self.fixed_cost is not None:
             amount = self.fixed_cost
+        elif self.bound is not None:
+            amount = pricing.worst_case(candidates, self.bound.prompt_tokens, self.bound.completion_tokens, self.ratio,
+                                        self.bound.images)
         elif "messages" in body:
             amount = pricing.worst_case(candidates, prompt_bound(body), pricing.completion_limit(body), self.ratio)
         else:
@@ -132,8 +137,10 @@ class Turn:
         return pricing.to_credits(min(cost, self.reserved) if self.reserved else cost)
 
     def _cost(self, model, usage, status):
-        """(micro-USD, cost of each part or None). Embeddings pay for input; an empty completion is free;
-        a flat price is paid only when served whole."""
+        """(micro-USD, cost of each part or None). A relayed endpoint pays all its usage; embeddings pay for
+        input; an empty completion is free; a flat price is paid only when served whole."""
+        if self.bound is not None:
+            return pricing.priced(model, usage, self.ratio)
         if self.fields["endpoint"] == "embeddings":
             return pricing.priced(model, {**usage, "completion_tokens": 0}, self.ratio)
         if int(usage.get("completion_tokens") or 0) == 0:

@@ -158,6 +158,12 @@ class ProviderAdapter:
         payload = self._read_json(response, deadline)
         return answers.embeddings(lambda: self.parse_embeddings(payload, target))
 
+    def relay(self, endpoint, target, body, timeout, deadline=None):
+        """An endpoint passed through unchanged (gateway.passthrough): only OpenAI-compatible upstreams serve them."""
+        raise errors.GatewayError(404, f"/v1/{endpoint} is not served by the {target.provider.name} provider "
+                                       f"({self.family} family) of this model; only OpenAI-compatible providers serve it.",
+                                  code="endpoint_not_supported", param="model")
+
     def _send(self, call, timeout, target):
         user_url = target.key is not None and bool(target.key.base_url)
         return self._post(call.url, timeout, session=self.user_url_session if user_url else self.session,

@@ -4,7 +4,8 @@ request goes whole to the upstream's own /responses where the provider says `res
 (gateway.native), and its answer comes back as chat for the router plus the upstream's own (`native`)."""
 from gateway import errors
 from gateway.native import native_of
-from gateway.providers.base import HttpCall, ProviderAdapter, json_event
+from gateway.passthrough import Relayed
+from gateway.providers.base import MAX_JSON_BYTES, HttpCall, ProviderAdapter, ReadDeadline, _read_capped, json_event
 from gateway.providers.convert import chunk
 
 # Only these request fields travel upstream: a body can never smuggle `api_base` or similar.
@@ -14,6 +15,16 @@ FORWARDED_FIELDS = (
     "response_format", "logit_bias", "logprobs", "top_logprobs", "parallel_tool_calls",
     "reasoning_effort", "metadata", "store", "service_tier", "prediction",
 )
+# What travels to the endpoints passed through unchanged (gateway.passthrough), besides the model.
+RELAYED_FIELDS = {
+    "moderations": ("input",),
+    "images/generations": ("prompt", "n", "size", "quality", "response_format", "style", "background",
+                           "moderation", "output_format", "output_compression", "user"),
+    "audio/speech": ("input", "voice", "instructions", "response_format", "speed"),
+    "audio/transcriptions": ("language", "prompt", "response_format", "temperature", "timestamp_granularities[]",
+                             "include[]", "chunking_strategy"),
+    "rerank": ("query", "documents", "top_n", "return_documents"),
+}
 INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
 
 
@@ -66,6 +77,25 @@ class OpenAICompatAdapter(ProviderAdapter):
         if not isinstance(payload.get("data"), list):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream embeddings answer has no data")
         return payload
+
+    def relay(self, endpoint, target, body, timeout, deadline=None):
+        """`body` to `{base_url}/{endpoint}` (a transcription as multipart with its file); the answer as it came."""
+        fields = [(name, body[name]) for name in RELAYED_FIELDS[endpoint] if name in body]
+        if endpoint == "audio/transcriptions":
+            request = {"data": [("model", target.model.upstream_name)] + [
+                (name, value) for name, values in fields for value in values], "files": {"file": body["file"]}}
+        else:
+            request = {"json": {"model": target.model.upstream_name, **dict(fields)}}
+        session = self.user_url_session if target.key is not None and target.key.base_url else self.session
+        response = self._post(f"{target.base_url}/{endpoint}", timeout, session=session, headers=self._headers(target),
+                              **request)
+        content_type = response.headers.get("Content-Type") or "application/octet-stream"
+        if content_type.startswith("application/json"):
+            return Relayed(None, content_type, self._read_json(response, deadline))
+        try:
+            return Relayed(_read_capped(response, MAX_JSON_BYTES, ReadDeadline(deadline)), content_type)
+        finally:
+            response.close()
 
     def _responses_call(self, target, body, native, stream):
         """The caller's Responses request for `{base_url}/responses`, with the upstream's model name and
