@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from gateway import errors, ssrf
+from gateway.affinity import by_affinity
 from gateway.health import Breakers, KeyHealth
 from gateway.providers.base import Target
 from gateway.tokens import estimate_prompt, estimate_text
@@ -56,14 +57,15 @@ class Router:
 
     # --- public entry points ---------------------------------------------------------------
     # `request_keys` are the caller's own provider keys, tried before the operator's; `tenant`
-    # names the caller whose failures count towards shared circuits (see gateway.health).
-    def complete(self, candidates, body, request_keys=None, tenant=None):
+    # names the caller whose failures count towards shared circuits (see gateway.health); `affinity`
+    # names the request's conversation, which orders the operator's keys (see gateway.affinity).
+    def complete(self, candidates, body, request_keys=None, tenant=None, affinity=None):
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
         def call(target, adapter, timeout):
             return adapter.complete(target, body, timeout, deadline)
 
-        result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
+        result, model, attempts = self._run(candidates, call, deadline, request_keys, tenant, affinity)
         return RouteResult(result, model, attempts, result.get("usage") or {}, self._dropped(model, body))
 
     def embed(self, candidates, body, request_keys=None, tenant=None):
@@ -96,7 +98,7 @@ class Router:
         count, model, attempts = self._run(candidates[:1], call, deadline, request_keys, tenant)
         return RouteResult({"input_tokens": count}, model, attempts, {"prompt_tokens": count})
 
-    def stream(self, candidates, body, request_keys=None, include_usage=False, tenant=None):
+    def stream(self, candidates, body, request_keys=None, include_usage=False, tenant=None, affinity=None):
         """Open a stream, falling back until one candidate produced its first content chunk."""
         routing = self.settings.routing
         deadline = self.clock() + routing.request_timeout_s
@@ -113,7 +115,7 @@ class Router:
                 raise
             return head, upstream
 
-        (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys, tenant)
+        (head, upstream), model, attempts = self._run(candidates, call, deadline, request_keys, tenant, affinity)
         session = StreamSession(model, attempts, chain(head, upstream.chunks), upstream.close, include_usage,
                                 estimate_prompt(body))
         session.dropped = self._dropped(model, body)
@@ -124,7 +126,7 @@ class Router:
         return self.adapters[self.settings.providers[model.provider].type].dropped_params(body)
 
     # --- the policy ------------------------------------------------------------------------
-    def _run(self, candidates, call, deadline, request_keys, tenant):
+    def _run(self, candidates, call, deadline, request_keys, tenant, affinity=None):
         """Try each candidate model in order; for each, its keys in priority order.
 
         - REQUEST errors (400/404/413/422) are answered at once: the request itself is wrong.
@@ -140,7 +142,7 @@ class Router:
         for model in candidates:
             provider = self.settings.providers[model.provider]
             adapter = self.adapters[provider.type]
-            keys = self._keys_for(provider, request_keys)
+            keys = self._keys_for(provider, request_keys, affinity)
             outcome = self._try_model(model, provider, adapter, keys, call, deadline, attempts, tenant)
             if outcome is not None:
                 return outcome, model, attempts
@@ -218,8 +220,9 @@ class Router:
             seconds = exc.retry_after if exc.retry_after is not None else self.settings.retry.key_cooldown_s
             self.key_health.cool_down(key.scope, seconds, f"429: {exc.message}")
 
-    def _keys_for(self, provider, request_keys):
-        """The request's own keys (header, then the user's, in priority order) before the operator's.
+    def _keys_for(self, provider, request_keys, affinity=None):
+        """The request's own keys (header, then the user's, in priority order) before the operator's,
+        which come in the order that `affinity` (the request's conversation) gives them.
 
         Keyless families get [None]; a key the caller sent in a header is the only one used.
         A user's key with its own base URL is checked against SSRF again here, at call time:
@@ -230,7 +233,7 @@ class Router:
         own = [k for k in (request_keys or {}).get(provider.name, ()) if k.base_url is None or self._safe(k.base_url)]
         if own and own[0].exclusive:
             return own[:1]
-        return own + list(provider.keys)
+        return own + by_affinity(provider.keys, affinity)
 
     def _safe(self, url):
         try:

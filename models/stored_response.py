@@ -38,16 +38,17 @@ def owned(user_id, response_id):
 
 
 def conversation(user_id, response_id):
-    """The items of the chain that ends at `response_id`, oldest first: each turn's input, then its output.
+    """The chain that ends at `response_id`: the id of its first response, and its items oldest first
+    (each turn's input, then its output).
 
     One recursive query walks the `previous_response_id` links, each step scoped to the user.
 
-    :return: the items, or None when a response of the chain is not the user's (or is gone).
+    :return: (first id, items), or None when a response of the chain is not the user's (or is gone).
     """
     rows = db.session.execute(_chain_statement(user_id, response_id)).all()
     if not rows or rows[0].previous_response_id is not None:      # the oldest turn must start the chain
         return None
-    return [item for row in rows for item in row.input_items + row.response["output"]]
+    return rows[0].id, [item for row in rows for item in row.input_items + row.response["output"]]
 
 
 def _chain_statement(user_id, response_id):
@@ -58,7 +59,8 @@ def _chain_statement(user_id, response_id):
     chain = chain.union_all(sa.select(earlier.id, earlier.previous_response_id, chain.c.depth + 1)
                             .where(earlier.id == chain.c.previous_response_id, earlier.user_id == user_id,
                                    chain.c.depth < MAX_CHAIN))
-    return (sa.select(StoredResponse.input_items, StoredResponse.response, StoredResponse.previous_response_id)
+    return (sa.select(StoredResponse.id, StoredResponse.input_items, StoredResponse.response,
+                      StoredResponse.previous_response_id)
             .join(chain, StoredResponse.id == chain.c.id).order_by(chain.c.depth.desc()))
 
 

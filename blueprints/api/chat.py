@@ -1,12 +1,13 @@
 """POST /v1/chat/completions (stream and not) and /v1/chat/completions/stream."""
 import time
 
-from flask import Response, g, jsonify
+from flask import Response, g, jsonify, request
 
 from blueprints.api import bp, own_keys, read_json_body
 from blueprints.api.auth import authenticate
 from blueprints.api.records import Turn, current_gateway, routable, settled
 from gateway import pricing, validation
+from gateway.affinity import conversation_key
 from gateway.errors import GatewayError, StreamInterrupted
 from gateway.shapes import chunk_out, completion_out, error_body
 from gateway.sse import DONE, encode_data
@@ -25,11 +26,12 @@ def chat_completions_stream():
     return _chat(always_stream=True)
 
 
-def route_chat(caller, body, turn, stream, include_usage=False):
+def route_chat(caller, body, turn, stream, include_usage=False, affinity=None):
     """Reserve credit, then route: a StreamSession when streaming, else a RouteResult.
 
     The request's own provider keys (header, the user's) go first; what failover learnt about
-    the user's keys is saved and logged as soon as routing is decided.
+    the user's keys is saved and logged as soon as routing is decided. `affinity` names the request's
+    conversation (gateway.affinity), so that it reaches the key whose upstream cache holds it.
 
     :raise GatewayError: refusals and failures, after releasing the reservation and logging.
     """
@@ -40,10 +42,11 @@ def route_chat(caller, body, turn, stream, include_usage=False):
         keys = own_keys.request_keys(caller, candidates)
         turn.reserve(candidates, body)
         if stream:
-            outcome = router.stream(candidates, body, keys, include_usage=include_usage, tenant=caller.user_id)
+            outcome = router.stream(candidates, body, keys, include_usage=include_usage, tenant=caller.user_id,
+                                    affinity=affinity)
             turn.hold_while_streaming(outcome)
         else:
-            outcome = router.complete(candidates, body, keys, tenant=caller.user_id)
+            outcome = router.complete(candidates, body, keys, tenant=caller.user_id, affinity=affinity)
     except GatewayError as exc:
         own_keys.apply_failover(caller.user_id, exc.attempts)
         turn.failed(exc)
@@ -62,7 +65,7 @@ def _chat(always_stream):
     stream = always_stream or body.get("stream") is True
     turn = Turn(caller, "chat", body["model"], stream)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    outcome = route_chat(caller, body, turn, stream, include_usage)
+    outcome = route_chat(caller, body, turn, stream, include_usage, conversation_key(request.headers, body))
     if stream:
         headers = {**SSE_HEADERS, **turn.headers(outcome.model, outcome.attempts), "X-Request-ID": g.request_id}
         return Response(relay_sse(outcome, g.request_id, turn), mimetype="text/event-stream", headers=headers)

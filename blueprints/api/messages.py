@@ -10,6 +10,7 @@ from blueprints.api.auth import authenticate
 from blueprints.api.chat import SSE_HEADERS, route_chat
 from blueprints.api.records import Turn, current_gateway, routable, settled
 from gateway import anthropic_api, pricing
+from gateway.affinity import conversation_key
 from gateway.errors import GatewayError
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
@@ -53,7 +54,8 @@ def create_message():
     body = anthropic_api.request_from_anthropic(read_json_body(), forwarded_headers())
     stream = body.get("stream") is True
     turn = Turn(caller, "messages", body["model"], stream)
-    outcome = route_chat(caller, body, turn, stream, include_usage=True)
+    outcome = route_chat(caller, body, turn, stream, include_usage=True,
+                         affinity=conversation_key(request.headers, body))
     message_id = f"msg_{g.request_id}"
     if stream:
         return Response(_relay(outcome, turn, message_id), mimetype="text/event-stream",

@@ -9,6 +9,7 @@ from blueprints.api.auth import authenticate
 from blueprints.api.chat import SSE_HEADERS, route_chat
 from blueprints.api.records import Turn, current_gateway, settled
 from gateway import responses_api
+from gateway.affinity import conversation_key
 from gateway.errors import BadRequest, GatewayError, StreamInterrupted
 from models import stored_response
 
@@ -18,12 +19,16 @@ def create_response():
     caller = authenticate()
     body = read_json_body()
     items = responses_api.input_items(body)
-    history = _history(caller.user_id, body.get("previous_response_id"))
+    first_id, history = _history(caller.user_id, body.get("previous_response_id"))
     chat = responses_api.chat_request(body, history, items, native=_native_candidate(body))
     stream = chat.get("stream") is True
     turn = Turn(caller, "responses", chat["model"], stream)
-    outcome = route_chat(caller, chat, turn, stream, include_usage=True)
-    draft = responses_api.draft(body, f"resp_{g.request_id}", outcome.model.id)
+    response_id = f"resp_{g.request_id}"
+    if first_id is None and body.get("store", True):      # this response may start a chain
+        first_id = response_id
+    outcome = route_chat(caller, chat, turn, stream, include_usage=True,
+                         affinity=conversation_key(request.headers, chat, first_id, body.get("prompt_cache_key")))
+    draft = responses_api.draft(body, response_id, outcome.model.id)
     keep = _keeper(caller.user_id, items) if body.get("store", True) else None
     if stream:
         events = responses_api.NativeResponseStream if _native(outcome.model) else responses_api.ResponseStream
@@ -108,16 +113,17 @@ def _keeper(user_id, items):
 
 
 def _history(user_id, previous_id):
-    """The conversation that `previous_response_id` continues, as stored items.
+    """The conversation that `previous_response_id` continues: its first response's id and its stored
+    items ((None, []) for a new one).
 
     :raise GatewayError: 404 when it is not one of the caller's stored responses.
     """
     if previous_id is None:
-        return []
-    items = stored_response.conversation(user_id, previous_id)
-    if items is None:
+        return None, []
+    chain = stored_response.conversation(user_id, previous_id)
+    if chain is None:
         raise _not_found(previous_id, "previous_response_id")
-    return items
+    return chain
 
 
 def _owned(user_id, response_id):
