@@ -89,7 +89,7 @@ def start(app, answer, pinned=False):
     runs on the user's own key."""
     caller, body = _session_caller(answer.conversation.user_id), request_body(answer, pinned)
     LIVE.add(app, answer.id)
-    threading.Thread(target=_generate, args=(app, answer.id, caller, body),
+    threading.Thread(target=_generate, args=(app, answer.id, caller, body, f"chat:{answer.conversation_id}"),
                      name=f"chat-answer-{answer.id}", daemon=True).start()
 
 
@@ -122,23 +122,24 @@ def _history(answer):
     return [{"role": m.role, "content": m.content} for m in rows if m.content and m.status in (DONE, STOPPED)]
 
 
-def _generate(app, message_id, caller, body):
+def _generate(app, message_id, caller, body, conversation):
     """Its own request context (the POST's is gone; a browser chat brings no provider-key headers)."""
     try:
         with app.test_request_context():
             g.request_id = uuid.uuid4().hex
-            _answer(message_id, caller, body)
+            _answer(message_id, caller, body, conversation)
     except Exception:                  # noqa: BLE001  (a background thread has no one else to tell)
         app.logger.exception("chat answer %s failed", message_id)
     finally:
         LIVE.discard(message_id)
 
 
-def _answer(message_id, caller, body):
+def _answer(message_id, caller, body, conversation):
+    """`conversation` keeps the chat on one operator key while it is healthy (cache affinity)."""
     turn = Turn(caller, "web-chat", body["model"], stream=True)
     outcome = Outcome()
     try:
-        session = route_chat(caller, body, turn, stream=True, include_usage=True)
+        session = route_chat(caller, body, turn, stream=True, include_usage=True, affinity=conversation)
     except GatewayError as exc:
         outcome.status, outcome.error = FAILED, exc.message
         outcome.attempts = sum(1 for a in exc.attempts if a.kind != "skipped")

@@ -13,6 +13,7 @@ from web_checks import live_markup, named_events
 from blueprints.web.chat_generation import LOST_AFTER_S
 from blueprints.web.chat_stream import LOST_NOTE
 from extensions import db
+from gateway.affinity import by_affinity
 from fake_upstream import Fault
 from models import RequestLog, User
 from models.conversation import ChatMessage
@@ -233,3 +234,15 @@ def test_the_growing_answer_is_sent_as_rendered_markdown(app, web, upstream):
     assert len(tokens) >= 2 and all("**" not in t for t in tokens)
     assert "<strong>Bold</strong>" in tokens[0] and "<table>" in tokens[-1] + events[-1][1]
     assert all(live_markup(t) == [] for t in tokens)
+
+
+def test_a_conversation_keeps_to_one_operator_key(app, web, upstream):
+    """Cache affinity in the chat: every answer of a conversation goes to the key its id ranks first."""
+    alice = web("alice")
+    keys = app.extensions["gateway"].settings.providers["openai"].keys
+    for _ in range(4):
+        conversation_id = new_conversation(alice, "m1")
+        expected = by_affinity(keys, f"chat:{conversation_id}")[0].secret
+        for question in ("first", "second"):
+            stream(alice, ask(alice, conversation_id, question, model="m1"))
+            assert upstream.requests[-1].key == expected
