@@ -17,11 +17,12 @@ if ! curl -fs http://127.0.0.1:18080/health >/dev/null; then
 fi
 
 up() {      # root port name: a gateway in its own shell, stopped by its EXIT trap
-  ( PORT="$2"; source "$1/bench/gateway-up.sh"; echo "$KEY" >"$WORK/$3.key"; sleep infinity & wait $! ) &
+  ( PORT="$2"; source "$1/bench/gateway-up.sh"; echo "$KEY" >"$WORK/$3.key"
+    sleep infinity & echo $! >"$WORK/$3.sleep"; wait $! ) >"$WORK/$3.log" 2>&1 &
   echo $! >"$WORK/$3.shell"
 }
 down() {
-  for side in a b; do [[ -f "$WORK/$side.shell" ]] && kill "$(cat "$WORK/$side.shell")" 2>/dev/null || true; done
+  for pidfile in "$WORK"/*.shell "$WORK"/*.sleep; do kill "$(cat "$pidfile")" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [[ -n "$STARTED_UPSTREAM" ]] && "$HARNESS/upstream/stop.sh" >/dev/null || true
 }
