@@ -1,11 +1,11 @@
 # Source it (bench/run.sh and bench/endpoints.sh do): starts this gateway under gunicorn for a
 # benchmark (2 gevent workers, auth, billing and request logging on, SQLite in a temp dir) with a
 # user, a key and credit; sets KEY and PORT, and stops the gateway when the calling script exits.
-# Env: WORKERS (2), PORT (8100).
+# Env: WORKERS (2), PORT (8100), DATABASE_URL (default: SQLite in the temp dir).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PORT="${PORT:-8100}"
 STATE="$(mktemp -d "${TMPDIR:-/tmp}/gw-bench-gateway.XXXXXX")"
-export DATABASE_URL="sqlite:///$STATE/gateway.sqlite"
+export DATABASE_URL="${DATABASE_URL:-sqlite:///$STATE/gateway.sqlite}"   # or a PostgreSQL URL to an empty database
 export GATEWAY_CONFIG="$ROOT/bench/gateway.toml"
 export SECRET_KEY="bench-only-secret" GATEWAY_ENCRYPTION_KEYS="$(python3 -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
 cd "$ROOT"

@@ -2,11 +2,13 @@
 import hmac
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 
 import jwt
 import sqlalchemy as sa
-from flask import current_app, request
+import sqlalchemy.orm as so
+from flask import current_app, has_app_context, request
 
 from blueprints.throttling import count
 from extensions import execute_core
@@ -99,7 +101,7 @@ def authenticate():
 
 def _key_caller(raw):
     """:raise GatewayError: 401 for an unknown, revoked or expired key; 403 from an IP outside its allow-list."""
-    row = execute_core(_KEY_LOOKUP, {"hash": hash_key(raw)}).first() if looks_like_key(raw) else None
+    row = _key_row(hash_key(raw)) if looks_like_key(raw) else None
     if row is None or row.status != "active" or row.disabled or (row.expires_at and row.expires_at <= utcnow()):
         raise GatewayError(401, "Incorrect, revoked or expired API key.", "invalid_request_error", "invalid_api_key")
     caller = Caller(row.user_id, row.id, tuple(row.model_limits or ()), tuple(row.allow_ips or ()),
@@ -107,6 +109,36 @@ def _key_caller(raw):
     if caller.allow_ips and not _ip_allowed(request.remote_addr, caller.allow_ips):
         raise GatewayError(403, "This API key may not be used from this IP address.", "permission_error", "ip_not_allowed")
     return caller
+
+
+def _key_row(key_hash):
+    """The key's row (with its user's `disabled`), from this worker's cache when read less than
+    KEY_CACHE_TTL_S ago: a revoked or disabled key, or a disabled user, is refused by every worker
+    and instance within that time, and at once by the worker that made the change (`_forget_changed_keys`).
+
+    Only found keys are kept (a stream of made-up keys cannot grow the cache), and expiry is
+    checked on every use by the caller, so the cache never extends an `expires_at`.
+    """
+    cache = current_app.extensions.setdefault("key_rows", {})
+    now = time.monotonic()
+    cached = cache.get(key_hash)
+    if cached is not None and now - cached[1] < KEY_CACHE_TTL_S:
+        return cached[0]
+    row = execute_core(_KEY_LOOKUP, {"hash": key_hash}).first()
+    if row is not None:
+        if len(cache) >= KEY_CACHE_SIZE:
+            cache.clear()
+        cache[key_hash] = (row, now)
+    return row
+
+
+@sa.event.listens_for(so.Session, "after_flush")
+def _forget_changed_keys(session, _flush_context):
+    """A change to a key, a user or a user's provider keys made through this worker's ORM (the web
+    pages, the account API, the CLI) empties its key cache, so that its next request reads it anew."""
+    changed = session.dirty | session.deleted | session.new
+    if has_app_context() and any(isinstance(row, (ApiKey, User, UserProviderKey)) for row in changed):
+        current_app.extensions.pop("key_rows", None)
 
 
 def _token_caller(raw, secret):
@@ -140,6 +172,8 @@ def _subject_user(subject):
     return row
 
 
+KEY_CACHE_TTL_S = 1.0       # how long a revoked key may still pass in another worker or instance
+KEY_CACHE_SIZE = 10_000     # keys per worker; past it the cache starts over
 _LIMIT_OWNERS = {"key": "this API key's", "user": "your account's", "global": "the gateway's"}
 
 
