@@ -196,7 +196,7 @@ class ProviderAdapter:
         return response
 
     def _raise_for_error(self, response):
-        raw = _read_capped(response, MAX_ERROR_BYTES)
+        raw = read_capped(response, MAX_ERROR_BYTES)
         response.close()
         try:
             payload = json.loads(raw)
@@ -209,7 +209,7 @@ class ProviderAdapter:
 
     def _read_json(self, response, deadline=None):
         try:
-            raw = _read_capped(response, MAX_JSON_BYTES, ReadDeadline(deadline))
+            raw = read_capped(response, MAX_JSON_BYTES, ReadDeadline(deadline))
         finally:
             response.close()
         try:
@@ -250,7 +250,7 @@ class ReadDeadline:
         self.at = None
 
 
-def _read_capped(response, limit, deadline=None):
+def read_capped(response, limit, deadline=None):
     """Read at most `limit` bytes; a larger body is a broken upstream, never buffered whole."""
     data = bytearray()
     for piece in _pieces(response, deadline or ReadDeadline()):

@@ -5,7 +5,7 @@ request goes whole to the upstream's own /responses where the provider says `res
 from gateway import errors
 from gateway.native import native_of
 from gateway.passthrough import Relayed
-from gateway.providers.base import MAX_JSON_BYTES, HttpCall, ProviderAdapter, ReadDeadline, _read_capped, json_event
+from gateway.providers.base import MAX_JSON_BYTES, HttpCall, ProviderAdapter, ReadDeadline, read_capped, json_event
 from gateway.providers.convert import chunk
 
 # Only these request fields travel upstream: a body can never smuggle `api_base` or similar.
@@ -93,7 +93,7 @@ class OpenAICompatAdapter(ProviderAdapter):
         if content_type.startswith("application/json"):
             return Relayed(None, content_type, self._read_json(response, deadline))
         try:
-            return Relayed(_read_capped(response, MAX_JSON_BYTES, ReadDeadline(deadline)), content_type)
+            return Relayed(read_capped(response, MAX_JSON_BYTES, ReadDeadline(deadline)), content_type)
         finally:
             response.close()
 
