@@ -21,6 +21,7 @@ DEFAULT_BASE_URLS = {
 DEFAULT_AUTH_URLS = {"gigachat": "https://ngw.devices.sberbank.ru:9443/api/v2/oauth"}
 DEFAULT_SCOPES = {"gigachat": "GIGACHAT_API_PERS"}
 RESPONSES_MODES = ("translate", "native")    # how an openai provider serves /v1/responses
+KEY_ORDERS = ("priority", "affinity")        # the operator's keys in file order, or per conversation
 KINDS = ("chat", "embedding", "moderation", "image", "speech", "transcription", "rerank")   # a model's endpoints
 _NOT_HEADER_TEXT = re.compile("[^\x20-\x7e\xa0-\xff]")   # outside printable Latin-1
 
@@ -111,6 +112,7 @@ class ProviderSettings:
     auth_url: str = ""            # GigaChat: the OAuth token endpoint
     scope: str = ""               # GigaChat: the OAuth scope
     responses: str = "translate"  # openai family: "native" sends /v1/responses to the upstream's own /responses
+    key_order: str = "priority"   # "affinity": each conversation keeps to one healthy key (gateway/affinity.py)
 
 
 @dataclass(frozen=True)
@@ -238,7 +240,7 @@ def _parse_provider(name, spec, environ):
     where = f"[providers.{name}]"
     _expect_table(spec, where)
     allowed = {"type", "base_url", "api_keys", "key_header", "headers", "enabled", "ca_bundle", "auth_url", "scope",
-               "responses"}
+               "responses", "key_order"}
     for key in spec:
         if key not in allowed:
             raise ConfigError(f"{where} {key}: unknown setting")
@@ -265,12 +267,16 @@ def _parse_provider(name, spec, environ):
         raise ConfigError(f"{where} responses: must be one of {', '.join(RESPONSES_MODES)} (got {responses!r})")
     if responses == "native" and family != "openai":
         raise ConfigError(f"{where} responses: \"native\" is for the openai family only (this one is {family})")
+    key_order = spec.get("key_order", "priority")
+    if key_order not in KEY_ORDERS:
+        raise ConfigError(f"{where} key_order: must be one of {', '.join(KEY_ORDERS)} (got {key_order!r})")
     return ProviderSettings(
         name=name, type=family, base_url=base_url.rstrip("/"), keys=tuple(k for k in keys if k),
         key_header=spec.get("key_header", f"X-{name.capitalize()}-API-Key"),
         headers=tuple((str(k), str(v)) for k, v in headers.items()),
         enabled=bool(spec.get("enabled", True)), ca_bundle=ca_bundle, auth_url=auth_url,
         scope=str(spec.get("scope", DEFAULT_SCOPES.get(family, ""))), responses=responses,
+        key_order=key_order,
     )
 
 

@@ -221,8 +221,9 @@ class Router:
             self.key_health.cool_down(key.scope, seconds, f"429: {exc.message}")
 
     def _keys_for(self, provider, request_keys, affinity=None):
-        """The request's own keys (header, then the user's, in priority order) before the operator's,
-        which come in the order that `affinity` (the request's conversation) gives them.
+        """The request's own keys (header, then the user's, in priority order) before the operator's:
+        in file order, or with `key_order = "affinity"` in the order the request's conversation
+        (`affinity`) gives them.
 
         Keyless families get [None]; a key the caller sent in a header is the only one used.
         A user's key with its own base URL is checked against SSRF again here, at call time:
@@ -233,7 +234,7 @@ class Router:
         own = [k for k in (request_keys or {}).get(provider.name, ()) if k.base_url is None or self._safe(k.base_url)]
         if own and own[0].exclusive:
             return own[:1]
-        return own + by_affinity(provider.keys, affinity)
+        return own + (by_affinity(provider.keys, affinity) if provider.key_order == "affinity" else list(provider.keys))
 
     def _safe(self, url):
         try:

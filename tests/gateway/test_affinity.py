@@ -16,9 +16,16 @@ SECRETS = ("key-a", "key-b", "key-c")
 CONVERSATIONS = 24
 
 
+def with_affinity(settings):
+    """The configuration with every provider's operator keys ordered per conversation."""
+    for provider in settings["providers"].values():
+        provider["key_order"] = "affinity"
+    return settings
+
+
 def config(upstream, **sections):
-    return gateway_config(upstream, {"m1": {"provider": "openai"}, "claude-x": {"provider": "anthropic"}},
-                          keys=SECRETS, retry={"max_attempts": 3}, **sections)
+    return with_affinity(gateway_config(upstream, {"m1": {"provider": "openai"}, "claude-x": {"provider": "anthropic"}},
+                                        keys=SECRETS, retry={"max_attempts": 3}, **sections))
 
 
 @pytest.fixture
@@ -62,7 +69,8 @@ def test_conversations_spread_over_the_keys_and_each_keeps_its_key(gateway, upst
 
 def test_without_a_conversation_source_the_keys_keep_their_order(make_app, upstream):
     """Embeddings name no conversation: the operator's first key serves, as before affinity."""
-    app = make_app(gateway_config(upstream, {"e1": {"provider": "openai", "kind": "embedding"}}, keys=SECRETS))
+    app = make_app(with_affinity(gateway_config(upstream, {"e1": {"provider": "openai", "kind": "embedding"}},
+                                                keys=SECRETS)))
     headers = {"Authorization": f"Bearer {make_key(app, make_user(app))}"}
     for n in range(5):
         response = app.test_client().post("/v1/embeddings", json={"model": "e1", "input": f"text {n}"},

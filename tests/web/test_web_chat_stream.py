@@ -236,9 +236,14 @@ def test_the_growing_answer_is_sent_as_rendered_markdown(app, web, upstream):
     assert all(live_markup(t) == [] for t in tokens)
 
 
-def test_a_conversation_keeps_to_one_operator_key(app, web, upstream):
-    """Cache affinity in the chat: every answer of a conversation goes to the key its id ranks first."""
-    alice = web("alice")
+def test_a_conversation_keeps_to_one_operator_key(make_app, upstream):
+    """Cache affinity in the chat (`key_order = "affinity"`): every answer of a conversation goes to
+    the key its id ranks first."""
+    settings = gateway_config(upstream, ["m1"])
+    settings["providers"]["openai"]["key_order"] = "affinity"
+    app = make_app(settings)
+    alice = WebUser(app.test_client())
+    alice.register("alice")
     keys = app.extensions["gateway"].settings.providers["openai"].keys
     for _ in range(4):
         conversation_id = new_conversation(alice, "m1")
