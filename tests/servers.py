@@ -54,18 +54,24 @@ def _admin(postgres_url, statement):
 
 @contextmanager
 def gunicorn_server(env, workers=2):
-    """The gateway as production runs it: gunicorn with gevent workers on a free port."""
+    """The gateway as production runs it: gunicorn with gevent workers on a free port.
+
+    Its log goes to a file (a pipe nobody reads would block a chatty server once full), whose end
+    is printed when the server stops: pytest shows it for a failed test only.
+    """
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT, env={**os.environ, **env, "GATEWAY_WORKERS": str(workers)},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, process)
-        yield base
-    finally:
-        _stop(process)
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=ROOT, env={**os.environ, **env, "GATEWAY_WORKERS": str(workers)},
+            stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(base, process, log)
+            yield base
+        finally:
+            _stop(process)
+            print("gunicorn's log, its end:\n" + _tail(log))
 
 
 def _stop(process):
@@ -80,7 +86,11 @@ def _stop(process):
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
-    process.stderr.close()
+
+
+def _tail(log, size=6000):
+    log.seek(0)
+    return log.read()[-size:].decode(errors="replace")
 
 
 def worker_pids(base):
@@ -103,12 +113,13 @@ def _parent(pid):
         return int(fh.read().rsplit(")", 1)[1].split()[1])
 
 
-def wait_until_up(base, process=None, timeout=30):
-    """Return once the gateway at `base` answers; fail if it exits or never does."""
+def wait_until_up(base, process=None, log=None, timeout=30):
+    """Return once the gateway at `base` answers; fail if it exits (saying what its `log` ends with)
+    or never does."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"gunicorn exited: {_tail(log, 2000) if log else ''}")
         try:
             requests.get(base + "/v1/models", timeout=5)
             return
