@@ -70,19 +70,19 @@ def gunicorn_server(env, workers=2):
             wait_until_up(base, process, log)
             yield base
         finally:
-            _stop(process)
+            stop_group(process)
             print("gunicorn's log, its end:\n" + _tail(log))
 
 
-def _stop(process):
-    """SIGTERM the whole group; past gunicorn's graceful timeout, SIGKILL it.
+def stop_group(process, grace=25):
+    """SIGTERM the whole group; past gunicorn's graceful timeout (`grace` s), SIGKILL it.
 
     A worker forked an instant before the SIGTERM can miss it (it arrives before the worker
     installs its handlers), and gunicorn then waits out `graceful_timeout` for it.
     """
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(25)
+        process.wait(grace)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)

@@ -18,7 +18,6 @@ import csv
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,8 @@ import requests  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
 import report  # noqa: E402
-from servers import free_port, postgres_server, redis_server, wait_for_port, wait_until_up, worker_pids  # noqa: E402
+from servers import (free_port, postgres_server, redis_server, stop_group, wait_for_port, wait_until_up,  # noqa: E402
+                     worker_pids)
 
 MICRO = 1_000_000
 PRICES = {"soak-a": (50.0, 150.0), "soak-b": (20.0, 60.0)}      # USD per million tokens: in, out
@@ -163,12 +163,7 @@ def gunicorn_server(env, workers, out):
         yield server, base
     finally:
         started = time.monotonic()
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_group(process, grace=30)
         server.stop_seconds = round(time.monotonic() - started, 2)
         log.close()
 

@@ -91,14 +91,20 @@ def test_two_pages_follow_one_answer_with_one_upstream_call(app, web, upstream):
         assert db.session.scalar(sa.select(sa.func.count(RequestLog.id))) == 1
 
 
-def test_leaving_the_page_does_not_stop_the_answer_and_a_reconnect_resumes_where_it_was(app, web, upstream):
-    upstream.script(Fault.paced(0.3), model="m1")
-    alice = web("alice")
+def follow_a_slow_answer(alice):
+    """Ask for a slowly written answer and follow it from one page; returns (stream URL, the open
+    response, its body iterator, the first text event's raw bytes)."""
     url = ask(alice, new_conversation(alice, "m1"), "long answer", model="m1")
     response = alice.get(url, buffered=False)
     body = iter(response.response)
     assert next(body) == b": ping\n\n"
-    first = next(body)
+    return url, response, body, next(body)
+
+
+def test_leaving_the_page_does_not_stop_the_answer_and_a_reconnect_resumes_where_it_was(app, web, upstream):
+    upstream.script(Fault.paced(0.3), model="m1")
+    alice = web("alice")
+    url, response, _, first = follow_a_slow_answer(alice)
     response.close()                                    # F5, or another conversation clicked
     seen = int(re.search(rb"^id: (\d+)$", first, re.M).group(1))
     shown = token_text(named_events(first))
@@ -165,11 +171,8 @@ def test_stream_broken_midway_keeps_the_text_and_shows_the_error(app, web, upstr
 def test_stop_ends_the_answer_for_every_page_and_bills_what_was_written(app, web, upstream):
     upstream.script(Fault.paced(0.3), model="m1")
     alice = web("alice")
-    url = ask(alice, new_conversation(alice, "m1"), "long answer", model="m1")
-    response = alice.get(url, buffered=False)
-    body = iter(response.response)
-    assert next(body) == b": ping\n\n"
-    first_text = token_text(named_events(next(body)))
+    url, _, body, first = follow_a_slow_answer(alice)
+    first_text = token_text(named_events(first))
     answer_id = re.search(r"/messages/(\d+)/stream", url).group(1)
     assert alice.post(f"/chat/messages/{answer_id}/stop").status_code == 204
     events = named_events(b"".join(body))
