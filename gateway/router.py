@@ -4,6 +4,7 @@ and stream-safe failover (commit to a candidate only once its first content chun
 The router works on an immutable request dict and returns results; it never touches HTTP
 contexts. It is the only reader of an UpstreamError's kind.
 """
+import functools
 import random
 import time
 from dataclasses import dataclass, field
@@ -58,7 +59,8 @@ class Router:
     # --- public entry points ---------------------------------------------------------------
     # `request_keys` are the caller's own provider keys, tried before the operator's; `tenant`
     # names the caller whose failures count towards shared circuits (see gateway.health); `affinity`
-    # names the request's conversation, which orders the operator's keys (see gateway.affinity).
+    # is a function naming the request's conversation, which orders the operator's keys of a provider
+    # with key_order = "affinity" (see gateway.affinity); it is called only for such a provider, once.
     def complete(self, candidates, body, request_keys=None, tenant=None, affinity=None):
         deadline = self.clock() + self.settings.routing.request_timeout_s
 
@@ -138,6 +140,7 @@ class Router:
         - Open circuits (per provider+model and per key endpoint) are skipped without a call.
         Everything happens before one overall deadline.
         """
+        affinity = functools.cache(affinity or (lambda: None))      # the conversation, named at most once
         attempts = []
         for model in candidates:
             provider = self.settings.providers[model.provider]
@@ -220,10 +223,10 @@ class Router:
             seconds = exc.retry_after if exc.retry_after is not None else self.settings.retry.key_cooldown_s
             self.key_health.cool_down(key.scope, seconds, f"429: {exc.message}")
 
-    def _keys_for(self, provider, request_keys, affinity=None):
+    def _keys_for(self, provider, request_keys, affinity):
         """The request's own keys (header, then the user's, in priority order) before the operator's:
-        in file order, or with `key_order = "affinity"` in the order the request's conversation
-        (`affinity`) gives them.
+        in file order, or with `key_order = "affinity"` in the order of the request's conversation
+        (`affinity()`, asked only then).
 
         Keyless families get [None]; a key the caller sent in a header is the only one used.
         A user's key with its own base URL is checked against SSRF again here, at call time:
@@ -234,7 +237,9 @@ class Router:
         own = [k for k in (request_keys or {}).get(provider.name, ()) if k.base_url is None or self._safe(k.base_url)]
         if own and own[0].exclusive:
             return own[:1]
-        return own + (by_affinity(provider.keys, affinity) if provider.key_order == "affinity" else list(provider.keys))
+        if provider.key_order == "affinity":
+            return own + by_affinity(provider.keys, affinity())
+        return own + list(provider.keys)
 
     def _safe(self, url):
         try:

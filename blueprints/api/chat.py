@@ -30,8 +30,9 @@ def route_chat(caller, body, turn, stream, include_usage=False, affinity=None):
     """Reserve credit, then route: a StreamSession when streaming, else a RouteResult.
 
     The request's own provider keys (header, the user's) go first; what failover learnt about
-    the user's keys is saved and logged as soon as routing is decided. `affinity` names the request's
-    conversation (gateway.affinity), so that it reaches the key whose upstream cache holds it.
+    the user's keys is saved and logged as soon as routing is decided. `affinity` (a function) names the
+    request's conversation (gateway.affinity); only a provider that orders its keys by conversation asks
+    it, so that the request reaches the key whose upstream cache holds it.
 
     :raise GatewayError: refusals and failures, after releasing the reservation and logging.
     """
@@ -65,7 +66,7 @@ def _chat(always_stream):
     stream = always_stream or body.get("stream") is True
     turn = Turn(caller, "chat", body["model"], stream)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    outcome = route_chat(caller, body, turn, stream, include_usage, conversation_key(request.headers, body))
+    outcome = route_chat(caller, body, turn, stream, include_usage, lambda: conversation_key(request.headers, body))
     if stream:
         headers = {**SSE_HEADERS, **turn.headers(outcome.model, outcome.attempts), "X-Request-ID": g.request_id}
         return Response(relay_sse(outcome, g.request_id, turn), mimetype="text/event-stream", headers=headers)

@@ -55,7 +55,7 @@ def create_message():
     stream = body.get("stream") is True
     turn = Turn(caller, "messages", body["model"], stream)
     outcome = route_chat(caller, body, turn, stream, include_usage=True,
-                         affinity=conversation_key(request.headers, body))
+                         affinity=lambda: conversation_key(request.headers, body))
     message_id = f"msg_{g.request_id}"
     if stream:
         return Response(_relay(outcome, turn, message_id), mimetype="text/event-stream",

@@ -27,7 +27,8 @@ def create_response():
     if first_id is None and body.get("store", True):      # this response may start a chain
         first_id = response_id
     outcome = route_chat(caller, chat, turn, stream, include_usage=True,
-                         affinity=conversation_key(request.headers, chat, first_id, body.get("prompt_cache_key")))
+                         affinity=lambda: conversation_key(request.headers, chat, first_id,
+                                                                  body.get("prompt_cache_key")))
     draft = responses_api.draft(body, response_id, outcome.model.id)
     keep = _keeper(caller.user_id, items) if body.get("store", True) else None
     if stream:

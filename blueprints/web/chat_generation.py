@@ -139,7 +139,7 @@ def _answer(message_id, caller, body, conversation):
     turn = Turn(caller, "web-chat", body["model"], stream=True)
     outcome = Outcome()
     try:
-        session = route_chat(caller, body, turn, stream=True, include_usage=True, affinity=conversation)
+        session = route_chat(caller, body, turn, stream=True, include_usage=True, affinity=lambda: conversation)
     except GatewayError as exc:
         outcome.status, outcome.error = FAILED, exc.message
         outcome.attempts = sum(1 for a in exc.attempts if a.kind != "skipped")
