@@ -17,6 +17,7 @@ from gateway import Gateway
 from gateway import config as gateway_config
 from gateway.ratelimits import RateLimits
 from gateway.vault import Vault
+from models.group_commit import GroupCommit
 
 # A database server that is gone fails requests fast (503, blueprints/outages.py), well inside the
 # request deadline: a stale pooled connection is pinged and replaced, a connection attempt gives up
@@ -51,6 +52,7 @@ def create_app(test_config=None):
     app.extensions["vault"] = Vault(app.config["GATEWAY_ENCRYPTION_KEYS"])
 
     db.init_app(app)
+    app.extensions["group_commit"] = GroupCommit(lambda: _committer_engine(app))
     dbmigrate.migrate.init_app(app, db)
     login_manager.init_app(app)
     htmx.init_app(app)
@@ -140,6 +142,21 @@ def _prepare_database():
     import models  # noqa: F401  (registers the tables: autogenerate compares migrations to them)
     dbmigrate.upgrade_on_start(engine)
     _check_vault_reads_stored_keys()
+
+
+def _committer_engine(app):
+    """The group commit's own engine (models.group_commit): the app's database, one connection,
+    closed whenever the app's pool is disposed."""
+    with app.app_context():
+        pooled = db.engine
+    url = pooled.url                   # as Flask-SQLAlchemy resolved it (a relative SQLite path, for one)
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        return pooled                  # a database that lives in its one connection
+    engine = sa.create_engine(url, **{**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": 1, "max_overflow": 0})
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    sa.event.listen(pooled, "engine_disposed", lambda _: engine.dispose())
+    return engine
 
 
 def _check_vault_reads_stored_keys():

@@ -28,8 +28,8 @@ def execute_core(statement, params):
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def begin_write():
-    """Open the session's transaction as a writer; on SQLite, wait for the write lock cooperatively.
+def begin_write(connection=None):
+    """Open the session's (or `connection`'s) transaction as a writer; on SQLite, wait for the write lock cooperatively.
 
     SQLite lets one connection write at a time, and its busy handler makes the others sleep in C:
     under gevent that stalls every request of the worker, not just the waiting one. So the write
@@ -37,7 +37,7 @@ def begin_write():
     by gateway.sqlitelock. A no-op inside a transaction that already writes, and
     on PostgreSQL, whose row locks wait on a socket gevent can switch away from.
     """
-    connection = db.session.connection()
+    connection = connection or db.session.connection()
     if connection.dialect.name != "sqlite":
         return
     raw = connection.connection.driver_connection

@@ -5,14 +5,19 @@ ledger row with `balance_after`, in the same transaction, so the balance always 
 of the ledger. Reservations only move `reserved`, never `balance`. Every update is a single
 conditional UPDATE (`WHERE balance - reserved >= :amount`), never read-then-write, so N
 concurrent requests in any number of workers can never spend more than the balance.
+
+A request's writes (`hold`, then `settle` or `give_back`) are steps of a job that the worker's
+group commit (models.group_commit) commits together with its other requests' writes.
 """
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask import current_app
 
-from extensions import begin_write, db, execute_core
+from extensions import begin_write, db
+from models import group_commit
 from models.api_key import ApiKey
 from models.user import User, utcnow
 
@@ -47,77 +52,82 @@ class Reservation(db.Model):
 
 
 @dataclass
-class InsufficientCredit(Exception):
+class InsufficientCredit(group_commit.Refusal):
     """402: which limit refused the reservation, and the numbers (micro-USD)."""
     limit_source: str          # user_balance | key_quota
     needed: int
     available: int
 
 
-def reserve(request_id, user_id, key_id, amount, key_limited=True):
-    """Hold `amount` against the user's balance and, for a limited key, its quota; commits.
-
-    Returns what the user has available after the hold (None when nothing needed holding).
+def reserve(request_id, user_id, key_id, amount, key_limited=True, app=None):
+    """Hold `amount` (`hold`), committed with the worker's other writes; None when nothing needed holding.
 
     :raise InsufficientCredit: naming the limit that refused (nothing is held then).
     """
     if amount <= 0:
         return None
-    begin_write()
-    held = execute_core(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).first()
+    return group_commit.run(app or current_app, lambda batch: hold(batch, request_id, user_id, key_id, amount,
+                                                                     key_limited))
+
+
+def hold(batch, request_id, user_id, key_id, amount, key_limited=True):
+    """Hold `amount` against the user's balance and, for a limited key, its quota, and record the hold.
+
+    Returns what the user has available after the hold.
+
+    :raise InsufficientCredit: naming the limit that refused, with its own writes undone.
+    """
+    held = batch.execute(_HOLD_BALANCE, {"uid": user_id, "amount": amount}).first()
     if held is None:
-        db.session.rollback()
-        raise InsufficientCredit("user_balance", amount, available_balance(user_id))
+        raise InsufficientCredit("user_balance", amount, _available(batch, user_id))
     held_key = key_id if key_limited and key_id is not None else None
-    if held_key is not None and execute_core(_HOLD_QUOTA, {"kid": key_id, "amount": amount}).rowcount != 1:
-        db.session.rollback()
-        key = db.session.get(ApiKey, key_id)
+    if held_key is not None and batch.execute(_HOLD_QUOTA, {"kid": key_id, "amount": amount}).rowcount != 1:
+        batch.execute(_UNHOLD_BALANCE, {"uid": user_id, "held": amount})
+        key = batch.execute(_KEY_QUOTA, {"kid": key_id}).one()
         raise InsufficientCredit("key_quota", amount, max(0, key.remain_quota - key.reserved_quota))
-    execute_core(_RESERVATIONS.insert(), {"request_id": request_id, "user_id": user_id, "api_key_id": held_key,
-                                          "amount": amount, "status": HELD, "created_at": utcnow()})
-    db.session.commit()
+    batch.insert(_RESERVATIONS, {"request_id": request_id, "user_id": user_id, "api_key_id": held_key,
+                                 "amount": amount, "status": HELD, "created_at": utcnow()})
     return held.balance - held.reserved
 
 
-def settle(request_id, user_id, key_id, cost, description):
-    """Charge the real cost once, never more than was held, and free the hold, in the caller's transaction.
+def settle(batch, request_id, user_id, key_id, cost, description):
+    """Charge the real cost once, never more than was held, and free the hold.
 
     Returns (micro-USD charged, micro-USD available after), or (0, None) when nothing was held. The
     hold is the request's upper bound, so the charge always fits the balance and the key's quota:
-    a cost above it is an upstream's overrun, which the caller records. The caller commits.
+    a cost above it is an upstream's overrun, which the caller records.
     """
-    begin_write()
-    held = _close_reservation(request_id, SETTLED)
+    held = _close_reservation(batch, request_id, SETTLED)
     if held is None:
         return 0, None
     charge = max(0, min(cost, held.amount))
-    row = execute_core(_CHARGE, {"uid": user_id, "held": held.amount, "charge": charge}).first()
+    row = batch.execute(_CHARGE, {"uid": user_id, "held": held.amount, "charge": charge}).first()
     if charge:
-        execute_core(_LEDGER.insert(), {"user_id": user_id, "amount": -charge, "balance_after": row.balance,
-                                        "kind": "charge", "request_id": request_id,
-                                        "description": description[:300], "created_at": utcnow()})
+        batch.insert(_LEDGER, {"user_id": user_id, "amount": -charge, "balance_after": row.balance,
+                               "kind": "charge", "request_id": request_id,
+                               "description": description[:300], "created_at": utcnow()})
     if key_id is not None:
-        execute_core(_SPEND_QUOTA, {"kid": key_id, "held": held.amount if held.api_key_id else 0, "charge": charge})
+        batch.execute(_SPEND_QUOTA, {"kid": key_id, "held": held.amount if held.api_key_id else 0, "charge": charge})
     return charge, max(0, row.balance - row.reserved)
 
 
-def release(request_id):
-    """Give a failed request's reservation back; nothing is charged, no ledger row is written."""
-    begin_write()
-    held = _close_reservation(request_id, RELEASED)
-    if held is None:
-        db.session.rollback()
-        return
-    _unhold(held)
-    db.session.commit()
+def give_back(batch, request_id):
+    """Free a failed request's hold: nothing is charged, no ledger row is written."""
+    held = _close_reservation(batch, request_id, RELEASED)
+    if held is not None:
+        batch.execute(_UNHOLD_BALANCE, {"uid": held.user_id, "held": held.amount})
+        if held.api_key_id is not None:
+            batch.execute(_UNHOLD_QUOTA, {"kid": held.api_key_id, "held": held.amount})
 
 
-def renew(request_id):
+def release(request_id, app=None):
+    """`give_back`, committed with the worker's other writes."""
+    group_commit.run(app or current_app, lambda batch: give_back(batch, request_id))
+
+
+def renew(request_id, app=None):
     """A live request (a long stream) still needs its hold: restart the hold's sweep clock."""
-    begin_write()
-    db.session.execute(sa.update(Reservation).where(Reservation.request_id == request_id, Reservation.status == HELD)
-                       .values(created_at=utcnow()))
-    db.session.commit()
+    group_commit.run(app or current_app, lambda batch: batch.execute(_RENEW, {"rid": request_id, "now": utcnow()}))
 
 
 def sweep(older_than_s):
@@ -125,6 +135,7 @@ def sweep(older_than_s):
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     stale = db.session.scalars(sa.select(Reservation.request_id)
                                .where(Reservation.status == HELD, Reservation.created_at < cutoff)).all()
+    db.session.rollback()       # no snapshot is kept open while the releases write
     for request_id in stale:
         release(request_id)
     return len(stale)
@@ -152,15 +163,14 @@ def available_balance(user_id):
     return max(0, row.balance - row.reserved)
 
 
-def _close_reservation(request_id, status):
+def _available(batch, user_id):
+    row = batch.execute(_BALANCE, {"uid": user_id}).one()
+    return max(0, row.balance - row.reserved)
+
+
+def _close_reservation(batch, request_id, status):
     """Flip held → status exactly once; returns the held row (amount, user, key), or None."""
-    return execute_core(_CLOSE, {"rid": request_id, "new_status": status}).first()
-
-
-def _unhold(held):
-    execute_core(_UNHOLD_BALANCE, {"uid": held.user_id, "held": held.amount})
-    if held.api_key_id is not None:
-        execute_core(_UNHOLD_QUOTA, {"kid": held.api_key_id, "held": held.amount})
+    return batch.execute(_CLOSE, {"rid": request_id, "new_status": status}).first()
 
 
 # The hot path's statements, built once: every request runs several, so their construction
@@ -182,6 +192,11 @@ _CLOSE = (sa.update(_RESERVATIONS).where(_RESERVATIONS.c.request_id == sa.bindpa
 _CHARGE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"))
            .values(balance=_USERS.c.balance - _charge, reserved=_USERS.c.reserved - _held)
            .returning(_USERS.c.balance, _USERS.c.reserved))
+_BALANCE = sa.select(_USERS.c.balance, _USERS.c.reserved).where(_USERS.c.id == sa.bindparam("uid"))
+_KEY_QUOTA = sa.select(_KEYS.c.remain_quota, _KEYS.c.reserved_quota).where(_KEYS.c.id == sa.bindparam("kid"))
+_RENEW = (sa.update(_RESERVATIONS).where(_RESERVATIONS.c.request_id == sa.bindparam("rid"),
+                                         _RESERVATIONS.c.status == HELD)
+          .values(created_at=sa.bindparam("now")))
 _UNHOLD_BALANCE = (sa.update(_USERS).where(_USERS.c.id == sa.bindparam("uid"))
                    .values(reserved=_USERS.c.reserved - _held))
 _UNHOLD_QUOTA = (sa.update(_KEYS).where(_KEYS.c.id == sa.bindparam("kid"))

@@ -1,16 +1,16 @@
 """One request's bookkeeping, shared by every routed endpoint: the credit reservation before the
 upstream call, the settlement (or release) after it, the request-log row, its metrics and the X-* headers."""
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import sqlalchemy as sa
-from flask import current_app, g, has_app_context
+from flask import current_app, g
 
-from extensions import begin_write, db, execute_core
+from extensions import db
 from gateway import metrics, pricing
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.tokens import input_bound, prompt_bound
-from models import ApiKey, RequestLog, credit
+from models import ApiKey, RequestLog, credit, group_commit
 from models.user import utcnow
 
 
@@ -89,7 +89,7 @@ class Turn:
             amount = pricing.worst_case(candidates, input_bound(body), 0, self.ratio)
         try:
             self.available = credit.reserve(self.request_id, self.caller.user_id, self.caller.key_id, amount,
-                                            self.caller.key_limited)
+                                            self.caller.key_limited, self.app)
             self.reserved = amount
         except credit.InsufficientCredit as exc:
             raise insufficient_credit(exc) from None
@@ -104,14 +104,13 @@ class Turn:
             session.every(self.app.config["RESERVATION_SWEEP_S"] / 3, self._renew_hold)
 
     def _renew_hold(self):
-        with self._app_context():
-            credit.renew(self.request_id)
+        credit.renew(self.request_id, self.app)
 
     def failed(self, exc):
         """Release the reservation and log the refusal or failure."""
-        with self._app_context():
-            credit.release(self.request_id)
-            self._log(status=exc.status, error=exc.message[:2000], attempts=[a.as_dict() for a in exc.attempts])
+        def release(batch):
+            credit.give_back(batch, self.request_id)
+        self._commit(release, status=exc.status, error=exc.message[:2000], attempts=[a.as_dict() for a in exc.attempts])
 
     def served(self, model, attempts, usage, status=200, error=None):
         """Charge the answering model's price for the real (or produced) usage, once, and log.
@@ -122,13 +121,16 @@ class Turn:
         prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
         tokens = pricing.breakdown(usage)
         cost, parts = self._cost(model, usage, status)
-        with self._app_context():
-            self.charged, self.available = credit.settle(self.request_id, self.caller.user_id, self.caller.key_id,
-                                                         cost, f"{model.id}: {prompt} in / {completion} out")
-            self._log(status=status, error=error, model=model.id, provider=model.provider,
-                      attempts=[a.as_dict() for a in attempts], prompt_tokens=prompt, completion_tokens=completion,
-                      cost=self.charged, overrun=cost - self.charged, cache_read_tokens=tokens["cache_read"],
-                      cache_write_tokens=tokens["cache_write"], reasoning_tokens=tokens["reasoning"], cost_parts=parts)
+
+        def settle(batch):
+            charged, available = credit.settle(batch, self.request_id, self.caller.user_id, self.caller.key_id,
+                                               cost, f"{model.id}: {prompt} in / {completion} out")
+            return {"cost": charged, "overrun": cost - charged}, (charged, available)
+        self.charged, self.available = self._commit(
+            settle, status=status, error=error, model=model.id, provider=model.provider,
+            attempts=[a.as_dict() for a in attempts], prompt_tokens=prompt, completion_tokens=completion,
+            cache_read_tokens=tokens["cache_read"], cache_write_tokens=tokens["cache_write"],
+            reasoning_tokens=tokens["reasoning"], cost_parts=parts)
         return self.charged
 
     def quote(self, model, usage):
@@ -165,40 +167,44 @@ class Turn:
             headers["X-Credits-Remaining"] = pricing.format_credits(self.available, exact=True)
         return headers
 
-    def _app_context(self):
-        """The request's own context when there is one; a streamed body runs after it is gone.
+    def _commit(self, money, **outcome):
+        """`money(batch)` (the settlement or the release) and the log row, in one transaction shared with
+        the worker's other requests (models.group_commit); then the metrics. Returns what `money` returns.
 
-        Reusing it matters: a second context means a second session holding a second pooled
-        connection while the first is still checked out, which can exhaust the pool under load.
+        `money` may return (log fields, result): what the log row can only learn from the settlement.
         """
-        return nullcontext() if has_app_context() else self.app.app_context()
-
-    def _log(self, **outcome):
-        """Add the log row and commit: one transaction with the settlement; then count it in the metrics."""
         ended = time.monotonic()
-        begin_write()
-        self._touch_key(ended)
-        execute_core(_INSERT_LOG, {**self.fields, "model": None, "provider": None, "error": None,
-                                   "prompt_tokens": 0, "completion_tokens": 0, "cost": 0, "overrun": 0,
-                                   "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
-                                   "cost_parts": None, **outcome,
-                                   "latency_ms": round((ended - self.started) * 1000, 1), "created_at": utcnow()})
-        db.session.commit()
-        self._observe(outcome, ended)
+        touch_key = self._key_to_touch(ended)
+        row = {**self.fields, "model": None, "provider": None, "error": None, "prompt_tokens": 0,
+               "completion_tokens": 0, "cost": 0, "overrun": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
+               "reasoning_tokens": 0, "cost_parts": None, **outcome,
+               "latency_ms": round((ended - self.started) * 1000, 1), "created_at": utcnow()}
 
-    def _touch_key(self, now):
-        """Stamp the key's "last used" in the log row's transaction, at most once a minute per key and worker.
+        def job(batch):
+            settled = money(batch)
+            fields, result = settled if settled is not None else ({}, None)
+            if touch_key is not None:
+                batch.execute(_TOUCH_KEY, {"key_id": touch_key, "used_at": row["created_at"]})
+            batch.insert(_LOGS, {**row, **fields})
+            return result
+        result = group_commit.run(self.app, job)
+        self._observe(outcome, ended)
+        return result
+
+    def _key_to_touch(self, now):
+        """The key whose "last used" this request stamps, at most once a minute per key and worker; or None.
 
         The worker remembers when it last wrote each key's stamp (`app.extensions["keys_touched"]`:
         per worker, by key id), so a busy key costs one extra UPDATE a minute, not one per request.
         """
         key_id = self.caller.key_id
         if key_id is None:
-            return
+            return None
         touched = self.app.extensions.setdefault("keys_touched", {})
-        if now - touched.get(key_id, float("-inf")) >= TOUCH_KEY_EVERY_S:
-            execute_core(_TOUCH_KEY, {"key_id": key_id, "used_at": utcnow()})
-            touched[key_id] = now
+        if now - touched.get(key_id, float("-inf")) < TOUCH_KEY_EVERY_S:
+            return None
+        touched[key_id] = now
+        return key_id
 
     def _observe(self, outcome, ended):
         """The request's metrics: its whole time (the log row's commit included), and the upstream's
@@ -213,13 +219,13 @@ class Turn:
         """The requested model's catalog id when none answered; "unknown" for an id not in the catalog,
         so that clients cannot add a series per made-up name."""
         try:
-            return current_gateway().catalog.resolve(self.fields["requested_model"])[0].id
+            return self.app.extensions["gateway"].catalog.resolve(self.fields["requested_model"])[0].id
         except ModelNotFound:
             return "unknown"
 
 
 TOUCH_KEY_EVERY_S = 60.0
-_INSERT_LOG = RequestLog.__table__.insert()
+_LOGS = RequestLog.__table__
 _TOUCH_KEY = (ApiKey.__table__.update().where(ApiKey.__table__.c.id == sa.bindparam("key_id"))
               .values(last_used_at=sa.bindparam("used_at")))
 

@@ -1,0 +1,125 @@
+"""Group commit: the concurrent requests of a worker share one write transaction and one commit.
+
+Every API request writes twice: its credit hold before the upstream call, and its settlement with
+its log row after it. Written one by one, each is a transaction of its own — a BEGIN that waits
+for SQLite's write lock (or PostgreSQL's lock on the user's row), a few statements, a commit — and
+under load most of the cost is per transaction, not per row, while the writers queue on the lock.
+
+So a request hands its writes (a *job*: a function of a `Batch`) to its worker's committer and
+waits. Whoever finds the committer free leads: it takes every job queued by then, runs them in
+order in one transaction, writes their inserted rows together, commits once and wakes their
+callers; those who queued meanwhile form the next batch. A caller returns only after its job is
+committed, so nothing is answered that is not stored, and a graceful shutdown loses nothing. A
+lone request leads its own batch at once: no timer, no added wait.
+
+A job that refuses (a `Refusal`, such as a 402) undoes its own writes first and does not disturb
+the others; any other error rolls the batch back and every job of it is run again alone, so only
+the failing one's caller sees the error.
+"""
+import os
+import threading
+from collections import deque
+
+from extensions import begin_write
+
+
+class Refusal(Exception):
+    """A job's expected outcome that is not a result: raised after the job undid its own writes."""
+
+
+class Batch:
+    """What a job writes through: the batch's connection, and inserts deferred to one statement per table."""
+
+    def __init__(self, connection):
+        self.connection = connection
+        self._rows = {}
+
+    def execute(self, statement, params):
+        return self.connection.execute(statement, params)
+
+    def insert(self, table, row):
+        """Insert `row` into `table` at the end of the batch, with the batch's other rows of that table."""
+        self._rows.setdefault(table, []).append(row)
+
+    def flush(self):
+        for table, rows in self._rows.items():
+            self.connection.execute(table.insert(), rows)
+        self._rows.clear()
+
+
+class _Entry:
+    __slots__ = ("job", "result", "error", "done")
+
+    def __init__(self, job):
+        self.job, self.result, self.error, self.done = job, None, None, False
+
+
+class GroupCommit:
+    """One app's committer in one worker process (its lock is made in the process that uses it,
+    after gevent has patched `threading`).
+
+    It writes through an engine of its own (`make_engine()`, one connection): the requests waiting
+    for a batch may hold every connection of the app's pool, and must not be what the batch waits for.
+    """
+
+    def __init__(self, make_engine):
+        self._make_engine = make_engine
+        self._engine = self._pid = self._queue = self._leading = None
+
+    def run(self, job):
+        """`job(batch)`, committed with whatever else is queued; returns its result or raises its error."""
+        if self._pid != os.getpid():
+            self._pid, self._queue, self._leading = os.getpid(), deque(), threading.Lock()
+        entry = _Entry(job)
+        self._queue.append(entry)
+        with self._leading:
+            if not entry.done:
+                self._lead()
+        if entry.error is not None:
+            raise entry.error
+        return entry.result
+
+    def _lead(self):
+        entries = list(self._queue)
+        self._queue.clear()
+        try:
+            self._commit(entries)
+        except Exception as exc:
+            if len(entries) == 1:
+                entries[0].error = exc
+            else:
+                for entry in entries:
+                    try:
+                        self._commit([entry])
+                    except Exception as alone:
+                        entry.error = alone
+        finally:
+            for entry in entries:       # the leader itself was interrupted (a greenlet killed) before committing
+                if not entry.done:
+                    entry.error, entry.done = entry.error or RuntimeError("the write batch was interrupted"), True
+
+    def _commit(self, entries):
+        """Run the entries' jobs in one transaction; their outcomes are set only once it is committed."""
+        outcomes = []
+        with self._connect() as connection:
+            with connection.begin():
+                begin_write(connection)
+                batch = Batch(connection)
+                for entry in entries:
+                    try:
+                        outcomes.append((entry.job(batch), None))
+                    except Refusal as refusal:
+                        outcomes.append((None, refusal))
+                batch.flush()
+        for entry, (result, error) in zip(entries, outcomes):
+            entry.result, entry.error, entry.done = result, error, True
+
+    def _connect(self):
+        if self._engine is None:
+            self._engine = self._make_engine()
+        return self._engine.connect()
+
+
+def run(app, job):
+    """`job(batch)` through `app`'s committer in this worker: returns once it is committed."""
+    return app.extensions["group_commit"].run(job)

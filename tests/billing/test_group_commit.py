@@ -1,0 +1,119 @@
+"""The group commit: jobs queued while a batch is written share the next transaction; each caller
+learns only its own job's outcome, and only once it is committed."""
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from extensions import db
+from models import User, group_commit
+from models.user import utcnow
+
+USERS = User.__table__
+
+
+class Refused(group_commit.Refusal):
+    pass
+
+
+def add_user(name):
+    def job(batch):
+        batch.insert(USERS, {"username": name, "password_hash": "x", "role": "user", "disabled": False,
+                             "balance": 0, "reserved": 0, "created_at": utcnow()})
+        return batch
+    return job
+
+
+def usernames(app):
+    with app.app_context():
+        names = set(db.session.scalars(sa.select(User.username)))
+        db.session.rollback()
+        return names
+
+
+def queued_behind_a_slow_batch(app, jobs):
+    """Run `jobs` from threads while a first batch is held open, so that they queue up together;
+    returns each job's (result, error) in order."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(batch):
+        entered.set()
+        release.wait(5)
+        return batch
+    first = threading.Thread(target=group_commit.run, args=(app, slow))
+    first.start()
+    assert entered.wait(5)
+    outcomes = [None] * len(jobs)
+
+    def call(index, job):
+        try:
+            outcomes[index] = (group_commit.run(app, job), None)
+        except Exception as exc:           # noqa: BLE001  (the error is the outcome under test)
+            outcomes[index] = (None, exc)
+    threads = [threading.Thread(target=call, args=(i, job)) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(app.extensions["group_commit"]._queue) < len(jobs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in [first, *threads]:
+        thread.join(10)
+    return outcomes
+
+
+def test_jobs_queued_during_a_batch_are_committed_together_in_the_next(app):
+    outcomes = queued_behind_a_slow_batch(app, [add_user(f"user{i}") for i in range(6)])
+    batches = {id(result) for result, error in outcomes}
+    assert all(error is None for _, error in outcomes)
+    assert len(batches) == 1, "the six queued jobs shared one transaction"
+    assert {f"user{i}" for i in range(6)} <= usernames(app)
+
+
+def test_a_refusal_leaves_the_rest_of_its_batch_committed(app):
+    def refuse(batch):
+        raise Refused("no")
+    outcomes = queued_behind_a_slow_batch(app, [add_user("before"), refuse, add_user("after")])
+    assert isinstance(outcomes[1][1], Refused)
+    assert outcomes[0][0] is outcomes[2][0], "one batch, not interrupted by the refusal"
+    assert {"before", "after"} <= usernames(app)
+
+
+def test_a_failing_job_fails_alone_and_its_writes_are_undone(app):
+    def fail_after_writing(batch):
+        add_user("half-written")(batch)
+        batch.flush()
+        raise ValueError("a bug in one job")
+    outcomes = queued_behind_a_slow_batch(app, [add_user("first"), fail_after_writing, add_user("last")])
+    assert isinstance(outcomes[1][1], ValueError)
+    assert outcomes[0][1] is None and outcomes[2][1] is None
+    names = usernames(app)
+    assert {"first", "last"} <= names and "half-written" not in names
+
+
+def test_a_duplicate_row_fails_only_its_own_caller(app):
+    outcomes = queued_behind_a_slow_batch(app, [add_user("twin"), add_user("twin"), add_user("other")])
+    assert [error is None for _, error in outcomes] == [True, False, True]
+    assert isinstance(outcomes[1][1], sa.exc.IntegrityError)
+    assert {"twin", "other"} <= usernames(app)
+
+
+def test_a_lone_job_is_committed_before_its_caller_returns(app):
+    batch = group_commit.run(app, add_user("solo"))
+    assert batch is not None
+    assert "solo" in usernames(app)          # read on another connection: it is committed
+
+
+@pytest.mark.parametrize("requests", [40])
+def test_many_concurrent_callers_each_get_their_own_result(app, requests):
+    results = [None] * requests
+
+    def call(index):
+        results[index] = group_commit.run(app, lambda batch: index * 2)
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == [i * 2 for i in range(requests)]
