@@ -50,7 +50,7 @@ class Limit:
         return cls(item.key_for(*identifiers), item.amount, item.get_expiry(), identifiers[0], str(item))
 
 
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=4096)          # a few MB at most: a miss costs only the making
 def _limit(kind, amount, identifiers):
     """`Limit.of(kind(amount), identifiers)`, made once for each distinct limit."""
     return Limit.of(kind(amount), identifiers)
