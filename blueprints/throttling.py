@@ -12,6 +12,7 @@ from limits import parse
 from werkzeug.exceptions import TooManyRequests
 
 from gateway import metrics
+from gateway.ratelimits import Limit
 
 
 def init_app(app):
@@ -20,12 +21,12 @@ def init_app(app):
     throttle(app, "health.health", methods=("GET", "HEAD"))
 
 
-def count(items):
-    """Count this request against `items` (gateway.ratelimits.RateLimits.for_key / for_address).
+def count(limits):
+    """Count this request against `limits` (gateway.ratelimits.RateLimits.for_key / for_address).
 
     :return: the Window the answer's headers will report, or None when no limit applies.
     """
-    window = current_app.extensions["rate_limits"].hit(items)
+    window = current_app.extensions["rate_limits"].hit(limits)
     if window is not None:
         g.rate_limit = window
         if not window.allowed:
@@ -49,7 +50,7 @@ def throttle(app, endpoint, limit=None, methods=("POST",)):
     def throttled(*args, **kwargs):
         if request.method in methods:
             address = request.remote_addr or ""
-            window = count(([(own, (endpoint, address))] if own else []) + rate_limits.for_address(address))
+            window = count(([Limit.of(own, (endpoint, address))] if own else []) + rate_limits.for_address(address))
             if window is not None and not window.allowed:
                 wait = window.reset_in()
                 raise TooManyRequests(f"Too many requests from your address; try again in {wait} seconds.",
