@@ -5,7 +5,8 @@
 # line per run (req/s, p50/p99, the gateway's CPU ms per request) and the B/A ratios at the end.
 #
 # usage: bench/ab.sh A_ROOT B_ROOT      (each a checkout with bench/gateway-up.sh)
-# Env: ROUNDS (3), DURATION (10), CONC (32), STREAM (no), HARNESS (../shared/bench).
+# Env: ROUNDS (3), DURATION (10), CONC (32), STREAM (no), HARNESS (../shared/bench),
+#      DATABASE_URL_A / DATABASE_URL_B (default: each its own SQLite file; two empty PostgreSQL databases).
 set -euo pipefail
 A_ROOT="$(cd "$1" && pwd)" B_ROOT="$(cd "$2" && pwd)"
 HARNESS="${HARNESS:-$(cd "$(dirname "$0")/.." && pwd)/../shared/bench}"
@@ -16,8 +17,8 @@ if ! curl -fs http://127.0.0.1:18080/health >/dev/null; then
   "$HARNESS/upstream/start.sh" >/dev/null && STARTED_UPSTREAM=1
 fi
 
-up() {      # root port name: a gateway in its own shell, stopped by its EXIT trap
-  ( PORT="$2"; source "$1/bench/gateway-up.sh"; echo "$KEY" >"$WORK/$3.key"
+up() {      # root port name [database url]: a gateway in its own shell, stopped by its EXIT trap
+  ( PORT="$2"; [[ -n "${4:-}" ]] && export DATABASE_URL="$4"; source "$1/bench/gateway-up.sh"; echo "$KEY" >"$WORK/$3.key"
     sleep infinity & echo $! >"$WORK/$3.sleep"; wait $! ) >"$WORK/$3.log" 2>&1 &
   echo $! >"$WORK/$3.shell"
 }
@@ -27,8 +28,8 @@ down() {
   [[ -n "$STARTED_UPSTREAM" ]] && "$HARNESS/upstream/stop.sh" >/dev/null || true
 }
 trap down EXIT
-up "$A_ROOT" 8101 a
-up "$B_ROOT" 8102 b
+up "$A_ROOT" 8101 a "${DATABASE_URL_A:-}"
+up "$B_ROOT" 8102 b "${DATABASE_URL_B:-}"
 for _ in $(seq 100); do [[ -s "$WORK/a.key" && -s "$WORK/b.key" ]] && break; sleep 0.2; done
 
 cpu() { python3 "$HARNESS/lib/procmem.py" --port "$1" --no-pss | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_s"])'; }
