@@ -1,5 +1,5 @@
 """The routing service's public surface; nothing below this package imports Flask."""
-import os
+import urllib.request
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -18,14 +18,16 @@ __all__ = ["Gateway", "GatewayError", "BadRequest", "ModelNotFound", "StreamInte
 def new_session(pool_size=256, adapter=None, proxies=True):
     """One pooled HTTP session per worker; the router is the only retry loop (max_retries=0).
 
-    `trust_env` is off so no per-request environment/netrc lookups run on the hot path; a proxy
-    set in the environment at start is still honoured (unless `proxies` is False).
+    Calls go through gateway.providers.base.post, which takes from the session only its pools, default
+    headers and proxies. The proxy variables (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY, either
+    case, as curl reads them) are read here, once, not on every call; `proxies=False` ignores them.
     """
     session = requests.Session()
-    session.trust_env = False
     if proxies:
-        session.proxies = {scheme: os.environ[var] for scheme, var in (("http", "HTTP_PROXY"), ("https", "HTTPS_PROXY"))
-                           if os.environ.get(var)}
+        found = urllib.request.getproxies_environment()
+        session.proxies = {scheme: found[scheme] for scheme in ("http", "https", "all") if found.get(scheme)}
+        if session.proxies and found.get("no"):
+            session.proxies["no_proxy"] = found["no"]
     adapter = adapter or HTTPAdapter(pool_connections=32, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -52,7 +52,7 @@ class GeminiAdapter(ProviderAdapter):
             payload["tools"] = [{"functionDeclarations": declarations}]
         if declarations and tool_config:
             payload["toolConfig"] = tool_config
-        method, params = ("streamGenerateContent", {"alt": "sse"}) if stream else ("generateContent", {})
+        method, params = ("streamGenerateContent", {"alt": "sse"}) if stream else ("generateContent", None)
         return HttpCall(self._url(target, method), self._headers(target), payload, params)
 
     def parse_chat(self, payload, target, body=None):

@@ -86,9 +86,8 @@ class OpenAICompatAdapter(ProviderAdapter):
                 (name, value) for name, values in fields for value in values], "files": {"file": body["file"]}}
         else:
             request = {"json": {"model": target.model.upstream_name, **dict(fields)}}
-        session = self.user_url_session if target.key is not None and target.key.base_url else self.session
-        response = self._post(f"{target.base_url}/{endpoint}", timeout, session=session, headers=self._headers(target),
-                              **request)
+        response = self._post(f"{target.base_url}/{endpoint}", timeout, session=self._session_for(target),
+                              headers=self._headers(target), **request)
         content_type = response.headers.get("Content-Type") or "application/octet-stream"
         if content_type.startswith("application/json"):
             return Relayed(None, content_type, self._read_json(response, deadline))
