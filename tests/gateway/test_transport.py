@@ -101,3 +101,23 @@ def test_cookies_an_upstream_sets_are_never_sent_again():
         server.shutdown()
         server.server_close()
     assert seen == [None, None]
+
+
+def stream_to_the_end(session, base_url):
+    settings = gateway_config.parse(config_for(SimpleNamespace(url=base_url), ["m1"], keys=("operator-key",)), {})
+    provider = settings.providers["openai"]
+    stream = OpenAICompatAdapter(session).open_stream(Target(provider, settings.models["m1"], provider.keys[0]),
+                                                      {**BODY, "stream": True}, (1, 5))
+    chunks = list(stream.chunks)
+    stream.close()
+    return chunks
+
+
+def test_a_stream_read_to_its_end_gives_its_connection_back_for_the_next(upstream):
+    """A stream relayed to its end leaves its connection in the pool: ten streams need one connection,
+    not ten (each new one costs a name lookup in gevent's thread pool and a handshake)."""
+    session = new_session()
+    for _ in range(10):
+        assert stream_to_the_end(session, upstream.url)
+    pools = session.get_adapter(upstream.url).poolmanager.pools
+    assert [(pools[key].num_connections, pools[key].num_requests) for key in pools.keys()] == [(1, 10)]
