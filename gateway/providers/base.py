@@ -4,6 +4,8 @@ A family module only translates: it builds the upstream call from an OpenAI-shap
 and turns the upstream answer (JSON or SSE events) back into OpenAI shapes. Sending, timeouts,
 redirect refusal and error classification live here, once.
 """
+import contextlib
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ from gateway.tokens import estimate_prompt
 
 MAX_JSON_BYTES = 32 * 1024 * 1024     # a bigger upstream answer is treated as broken, not buffered
 MAX_ERROR_BYTES = 64 * 1024
+TAIL_TIMEOUT_S = 0.2        # the end of a stream's body follows its last event at once (_read_the_tail)
+MAX_TAIL_LINES = 4
 
 
 @dataclass(frozen=True)
@@ -142,12 +146,16 @@ class ProviderAdapter:
         self.refuse_unsupported(body)
         response = self._send(self.chat_call(target, body, stream=True), timeout, target)
         limit = ReadDeadline(deadline)
-        chunks = answers.chunks(self.stream_chunks(iter_events(iter_raw_lines(response, limit)), target, body))
+        lines = iter_raw_lines(response, limit)
+
+        def chunks():
+            yield from answers.chunks(self.stream_chunks(iter_events(lines), target, body))
+            _read_the_tail(response, lines)
 
         def after_first_chunk(seconds):
             limit.lift()
             _set_read_timeout(response, seconds)
-        return UpstreamStream(chunks, response.close, after_first_chunk)
+        return UpstreamStream(chunks(), response.close, after_first_chunk)
 
     def count_tokens(self, target, body, timeout, deadline=None):
         """Input tokens of a chat request: the family's own count where it has one, else the gateway's estimate."""
@@ -307,6 +315,17 @@ def iter_raw_lines(response, deadline=None):
         yield from lines
     if buffer:
         yield buffer
+
+
+def _read_the_tail(response, lines):
+    """After a stream's last event (`[DONE]`, `message_stop`), read what little is left of its body (a
+    blank line, the chunked terminator), briefly: a body read to its end lets its connection go back
+    to the pool, where hanging up costs the next stream a new one (a name lookup in gevent's thread
+    pool, a handshake). An upstream that sends more, or nothing, is hung up on when the stream closes."""
+    _set_read_timeout(response, TAIL_TIMEOUT_S)
+    with contextlib.suppress(errors.UpstreamError):
+        for _ in itertools.islice(lines, MAX_TAIL_LINES):
+            pass
 
 
 def _set_read_timeout(response, seconds):
