@@ -8,12 +8,14 @@ import time
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from helpers import served_toml
 from conftest import make_key, make_user, served_gateway
 from extensions import db
 from fake_upstream import Fault
 from gateway.sharedstate import BACKOFF_S
+from models import RequestLog
 from servers import gunicorn_server, redis_server, worker_pids
 
 SECRETS = ("acme-cloud", "zeta-model", "sk-probe-secret-123456")     # provider, model, key
@@ -107,3 +109,8 @@ def test_ready_turns_503_on_sigterm_while_in_flight_requests_finish(tmp_path, up
 
     assert (ready.status_code, ready.json()) == (503, {"status": "unavailable", "reason": "draining"})
     assert in_flight and in_flight[0].status_code == 200     # the request in flight was finished, not cut
+    with app.app_context():                                  # and its log row committed before the worker left
+        logged = db.session.scalars(sa.select(RequestLog.status)
+                                    .where(RequestLog.request_id == in_flight[0].headers["X-Request-ID"])).all()
+        db.engine.dispose()
+    assert logged == [200]
