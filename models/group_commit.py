@@ -85,8 +85,9 @@ class GroupCommit:
         return entry.result
 
     def _lead(self):
-        entries = list(self._queue)
-        self._queue.clear()
+        entries = []
+        while self._queue:         # one at a time: a thread may append meanwhile (it then waits for the next batch)
+            entries.append(self._queue.popleft())
         try:
             self._commit(entries)
         except Exception as exc:
