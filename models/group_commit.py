@@ -27,6 +27,9 @@ from collections import deque
 from extensions import begin_write
 
 
+_FIRST_USE = threading.Lock()       # a committer's first use in a process (held an instant, never across a switch)
+
+
 class Refusal(Exception):
     """A job's expected outcome that is not a result: raised after the job undid its own writes."""
 
@@ -73,7 +76,10 @@ class GroupCommit:
     def run(self, job):
         """`job(batch)`, committed with whatever else is queued; returns its result or raises its error."""
         if self._pid != os.getpid():
-            self._pid, self._queue, self._leading = os.getpid(), deque(), threading.Lock()
+            with _FIRST_USE:
+                if self._pid != os.getpid():
+                    self._queue, self._leading = deque(), threading.Lock()
+                    self._pid = os.getpid()
         entry = _Entry(job)
         self._queue.append(entry)
         with self._leading:
