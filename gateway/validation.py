@@ -61,13 +61,10 @@ def chat_request(body):
 
 def embeddings_request(body):
     """Check a /v1/embeddings body."""
-    if not isinstance(body, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    _model(body)
+    _object_with_model(body)
     value = body.get("input")
-    ok = isinstance(value, str) and value or (isinstance(value, list) and value and (
-        all(isinstance(v, str) and v for v in value) or _token_ids(value)
-        or all(isinstance(v, list) and v and _token_ids(v) for v in value)))
+    ok = _text_or_texts(value) or isinstance(value, list) and value and (
+        _token_ids(value) or all(isinstance(v, list) and v and _token_ids(v) for v in value))
     if not ok:
         raise BadRequest("'input' must be a non-empty string, an array of non-empty strings, an array of token ids "
                          "or an array of non-empty token-id arrays.", "input")
@@ -78,8 +75,7 @@ def moderations_request(body):
     """Check a /v1/moderations body: text, texts, or text and image_url parts."""
     _object_with_model(body)
     value = body.get("input")
-    ok = isinstance(value, str) and value or isinstance(value, list) and value and (
-        all(isinstance(v, str) and v for v in value) or all(_moderation_part(v) for v in value))
+    ok = _text_or_texts(value) or isinstance(value, list) and value and all(_moderation_part(v) for v in value)
     if not ok:
         raise BadRequest("'input' must be a non-empty string, an array of non-empty strings or an array of text and "
                          "image_url parts.", "input")
@@ -162,6 +158,12 @@ def _moderation_part(part):
     kind = part.get("type") if isinstance(part, dict) else None
     return (kind == "text" and isinstance(part.get("text"), str)) or (
         kind == "image_url" and isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str))
+
+
+def _text_or_texts(value):
+    """A non-empty string, or a non-empty array of non-empty strings: the text `input` of embeddings and moderations."""
+    return bool(isinstance(value, str) and value or isinstance(value, list) and value
+                and all(isinstance(v, str) and v for v in value))
 
 
 def _object_with_model(body):
