@@ -48,6 +48,15 @@ def last_key(upstream):
     return upstream.requests[-1].key
 
 
+def first_keys(client, headers, upstream):
+    """Open each conversation with one request: the key each first went to, by conversation number."""
+    keys = {}
+    for n in range(CONVERSATIONS):
+        chat(client, headers, f"conv-{n}")
+        keys[n] = last_key(upstream)
+    return keys
+
+
 def keys_of(upstream, start=0):
     return [r.key for r in upstream.requests[start:]]
 
@@ -55,10 +64,7 @@ def keys_of(upstream, start=0):
 def test_conversations_spread_over_the_keys_and_each_keeps_its_key(gateway, upstream):
     app, headers = gateway
     client = app.test_client()
-    chosen = {}
-    for n in range(CONVERSATIONS):
-        chat(client, headers, f"conv-{n}")
-        chosen[n] = last_key(upstream)
+    chosen = first_keys(client, headers, upstream)
     for stream in (False, True):
         for n in range(CONVERSATIONS):
             chat(client, headers, f"conv-{n}", stream=stream)
@@ -113,10 +119,7 @@ def test_a_failing_key_moves_only_its_conversations_each_to_one_other_key_and_ba
     one other key each; the other conversations do not move. When the key is back, so are they."""
     app, headers = gateway
     client = app.test_client()
-    home = {}
-    for n in range(CONVERSATIONS):
-        chat(client, headers, f"conv-{n}")
-        home[n] = last_key(upstream)
+    home = first_keys(client, headers, upstream)
     bad = "key-b"
     upstream.script(Fault.status(401, "invalid key"), key=bad)
     moved = {}
