@@ -29,7 +29,8 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
 def begin_write(connection=None):
-    """Open the session's (or `connection`'s) transaction as a writer; on SQLite, wait for the write lock cooperatively.
+    """Open the session's (or `connection`'s) transaction as a writer; on SQLite, wait for the write
+    lock cooperatively.
 
     SQLite lets one connection write at a time, and its busy handler makes the others sleep in C:
     under gevent that stalls every request of the worker, not just the waiting one. So the write

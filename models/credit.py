@@ -159,12 +159,12 @@ def grant(user_id, amount, kind="grant", description=""):
 
 
 def available_balance(user_id):
-    row = db.session.execute(sa.select(User.balance, User.reserved).where(User.id == user_id)).one()
-    return max(0, row.balance - row.reserved)
+    return _available(db.session, user_id)
 
 
-def _available(batch, user_id):
-    row = batch.execute(_BALANCE, {"uid": user_id}).one()
+def _available(executor, user_id):
+    """What the user may still spend, read through `executor` (the session, or a group-commit batch)."""
+    row = executor.execute(_BALANCE, {"uid": user_id}).one()
     return max(0, row.balance - row.reserved)
 
 
