@@ -27,12 +27,16 @@ def environment(monkeypatch):
     return monkeypatch
 
 
-def call(session, base_url, key=None, users_session=None):
-    """A chat call to an OpenAI-compatible upstream at `base_url`, with the operator's key unless `key` is given."""
+def target(base_url, key=None):
+    """Model m1 of an OpenAI-compatible upstream at `base_url`, with the operator's key unless `key` is given."""
     settings = gateway_config.parse(config_for(SimpleNamespace(url=base_url), ["m1"], keys=("operator-key",)), {})
     provider = settings.providers["openai"]
-    target = Target(provider, settings.models["m1"], key or provider.keys[0])
-    return OpenAICompatAdapter(session, users_session).complete(target, BODY, (1, 5))
+    return Target(provider, settings.models["m1"], key or provider.keys[0])
+
+
+def call(session, base_url, key=None, users_session=None):
+    """A chat call to `target(base_url, key)`."""
+    return OpenAICompatAdapter(session, users_session).complete(target(base_url, key), BODY, (1, 5))
 
 
 def test_proxy_from_the_environment_at_start_carries_operator_calls(environment, upstream):
@@ -105,10 +109,7 @@ def test_cookies_an_upstream_sets_are_never_sent_again():
 
 
 def stream_to_the_end(session, base_url):
-    settings = gateway_config.parse(config_for(SimpleNamespace(url=base_url), ["m1"], keys=("operator-key",)), {})
-    provider = settings.providers["openai"]
-    stream = OpenAICompatAdapter(session).open_stream(Target(provider, settings.models["m1"], provider.keys[0]),
-                                                      {**BODY, "stream": True}, (1, 5))
+    stream = OpenAICompatAdapter(session).open_stream(target(base_url), {**BODY, "stream": True}, (1, 5))
     chunks = list(stream.chunks)
     stream.close()
     return chunks
