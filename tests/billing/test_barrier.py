@@ -54,6 +54,48 @@ def test_concurrent_requests_never_spend_more_than_the_balance(request, kind, wo
         db.engine.dispose()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_users_sharing_write_batches_are_each_held_and_charged_only_their_own(request, kind, tmp_path, upstream):
+    """Through 2 workers, whose group commits mix both users' holds and settlements in one transaction:
+    alice, with credit for one request, gets one answer and 402s; bob, with credit for all of his, gets
+    every answer. Neither's refusals, holds or charges touch the other's balance."""
+    postgres_url = request.getfixturevalue("postgres") if kind == "postgresql" else None
+    database = (create_database(postgres_url, "barrier_two_users") if kind == "postgresql"
+                else f"sqlite:///{tmp_path / 'gateway.sqlite'}")
+    app, alice, alice_key, env = priced_gateway(database, tmp_path, upstream)
+    bob = make_user(app, "bob")
+    bob_key = make_key(app, bob)
+    with app.app_context():
+        credit.grant(bob, round(CONCURRENT * PRICE * MICRO))
+        db.session.commit()
+    upstream.script(Fault.slow(0.3))
+    barrier, statuses = threading.Barrier(2 * CONCURRENT), {alice_key: [], bob_key: []}
+
+    def one_request(base, key):
+        barrier.wait()
+        response = requests.post(base + "/v1/chat/completions", timeout=30, headers={"Authorization": f"Bearer {key}"},
+                                 json={"model": "m1", "messages": [{"role": "user", "content": "hi"}]})
+        statuses[key].append(response.status_code)
+
+    with gunicorn_server(env, workers=2) as base:
+        threads = [threading.Thread(target=one_request, args=(base, key))
+                   for key in (alice_key, bob_key) for _ in range(CONCURRENT)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert sorted(statuses[alice_key]) == [200] + [402] * (CONCURRENT - 1)
+    assert statuses[bob_key] == [200] * CONCURRENT
+    assert money(app, alice)[:3] == (0, 0, 0)
+    assert money(app, bob)[:3] == (0, 0, 0)
+    assert [kind for kind, _ in money(app, alice)[3]] == ["grant", "charge"]
+    assert [kind for kind, _ in money(app, bob)[3]] == ["grant"] + ["charge"] * CONCURRENT
+    with app.app_context():
+        assert db.session.scalar(sa.text("SELECT count(*) FROM reservations WHERE status = 'held'")) == 0
+    with app.app_context():
+        db.engine.dispose()
+
+
 def priced_gateway(database, tmp_path, upstream):
     """A one-model configuration file, a user with credit for exactly one request, and the server's environment."""
     app, env = served_gateway(tmp_path, f"""
