@@ -126,7 +126,9 @@ class _Table:
                 self._db.execute("ROLLBACK")
                 self._version = None            # read everything again next time
                 raise
-            self._version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            # `_version` stays the one read under the write lock: this connection's own commit does not
+            # change its data_version, and reading it again now could take in another worker's commit
+            # made since ours, whose change this state has not read (its update would then be lost).
             return result
 
     def _refresh(self):
