@@ -53,7 +53,6 @@ def create_app(test_config=None):
 
     db.init_app(app)
     app.extensions["group_commit"] = GroupCommit(lambda: _committer_engine(app))
-    dbmigrate.migrate.init_app(app, db)
     login_manager.init_app(app)
     htmx.init_app(app)
     register_blueprints(app)

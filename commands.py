@@ -3,6 +3,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+import dbmigrate
 from extensions import db
 from gateway import pricing
 from models import ApiKey, RedemptionCode, User, UserProviderKey, credit, redemption, retention
@@ -123,6 +124,10 @@ def prune_logs(dry_run):
 
 
 def init_app(app):
+    """The `flask` subcommands; `flask db` (Flask-Migrate) only when the app is made by the `flask` command,
+    so that a worker serving requests never loads Alembic."""
+    if click.get_current_context(silent=True) is not None:
+        dbmigrate.init_app(app, db)
     app.cli.add_command(users_cli)
     app.cli.add_command(keys_cli)
     app.cli.add_command(credits_cli)

@@ -7,6 +7,10 @@ and upgrade. The second look is what makes it race-free: whoever waited finds th
 
 A database made by a release before migrations existed (tables by `db.create_all()`, no
 `alembic_version`) is stamped at the baseline revision first, then upgraded like any other.
+
+Alembic and Flask-Migrate (11 MiB in every process that imports them) are loaded only to migrate and
+for the `flask db` commands: a worker starting on a database already at `HEAD_REVISION` reads its
+revision with one plain query and never loads them.
 """
 import fcntl
 import functools
@@ -15,28 +19,31 @@ import os
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from flask_migrate import Migrate
+from flask import current_app
 
 MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 BASELINE_REVISION = "5d1f0c2a9b7e"     # the schema `db.create_all()` made up to the 2026-11-30 release
+HEAD_REVISION = "3e9a6c1d8b54"         # the newest file in migrations/versions (a test keeps the two in step)
 ADVISORY_LOCK_KEY = 7_318_065_512_030_761_297   # fixed, arbitrary: the same in every worker and instance
 PRIVATE_FILE_MODE = 0o600
 
-# render_as_batch: SQLite alters a table by copying it, which autogenerate must write as batch ops.
-migrate = Migrate(directory=MIGRATIONS_DIR, render_as_batch=True)
 log = logging.getLogger(__name__)
 
 
+def init_app(app, db):
+    """Register Flask-Migrate on `app`: the `flask db` commands, and the upgrade (migrations/env.py) need it."""
+    from flask_migrate import Migrate
+
+    # render_as_batch: SQLite alters a table by copying it, which autogenerate must write as batch ops.
+    Migrate(directory=MIGRATIONS_DIR, render_as_batch=True).init_app(app, db)
+
+
 def upgrade_on_start(engine):
-    """Bring the database to head; a no-op costing one query when it is there already."""
-    script = _script(MIGRATIONS_DIR)
+    """Bring the database to head; a no-op costing one query (and no Alembic) when it is there already."""
     current = _current_revision(engine)
-    if current == script.get_current_head():
+    if current == HEAD_REVISION:
         return
+    script = _script(MIGRATIONS_DIR)
     if current is not None and not _known(script, current):
         # A newer release migrated this database (a rolling deploy): its revisions are additive,
         # so run on rather than refuse to start; `flask db upgrade` from that release is the fix.
@@ -78,7 +85,9 @@ def create_private_sqlite_file(path):
 
 def alembic_config():
     """Flask-Migrate's Alembic config, for use inside an app context; env.py leaves logging alone."""
-    config = migrate.get_config()
+    if "migrate" not in current_app.extensions:
+        init_app(current_app, current_app.extensions["sqlalchemy"])
+    config = current_app.extensions["migrate"].migrate.get_config()
     config.attributes["configure_logger"] = False
     return config
 
@@ -91,6 +100,9 @@ def _upgrade(connection):
     keys are off meanwhile (they cannot change inside a transaction): batch operations copy and
     drop tables, which would otherwise cascade or fail.
     """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
@@ -138,11 +150,17 @@ def _migration_lock(engine):
 
 
 def _current_revision(engine):
+    """The database's revision (None before the first migration), read as Alembic keeps it: one row, one column."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        revisions = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    return revisions[0] if len(revisions) == 1 else tuple(revisions)    # several heads: never HEAD_REVISION
 
 
 def _known(script, revision):
+    from alembic.util import CommandError
+
     try:
         return script.get_revision(revision) is not None
     except CommandError:        # "No such revision or branch"
@@ -152,4 +170,6 @@ def _known(script, revision):
 @functools.lru_cache(maxsize=None)
 def _script(directory):
     """The revisions on disk, read once per process (they do not change under a running app)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(directory)

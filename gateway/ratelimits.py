@@ -23,11 +23,9 @@ from dataclasses import dataclass
 
 from limits import RateLimitItemPerHour, RateLimitItemPerMinute
 from limits.storage import storage_from_string
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from gateway.limitfile import SWEEP_EVERY_S, InstanceFile
-from gateway.sharedstate import PREFIX, SOCKET_TIMEOUT_S, RedisFallback
+from gateway.sharedstate import PREFIX, SOCKET_TIMEOUT_S, RedisFallback, no_retries
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +165,7 @@ class RedisWindows:
     def __init__(self, redis_url):
         self.storage = storage_from_string(
             _limits_scheme(redis_url), key_prefix=PREFIX + "limits", socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=SOCKET_TIMEOUT_S, retry=Retry(NoBackoff(), 0))   # no retries: fall back at once
+            socket_connect_timeout=SOCKET_TIMEOUT_S, retry=no_retries())
 
     def take(self, limits):
         """As gateway.limitfile.InstanceFile.take, but a limit that fills between the look and the

@@ -6,14 +6,12 @@ one half-open probe goes out in total), times are wall-clock `time.time()` (mono
 between processes), and every entry expires once idle for a day. Losing Redis never fails a
 request: each call falls back to the worker's own state (the parent class), a warning is logged at
 most once a minute, and Redis is tried again after a short back-off.
+
+The `redis` package (6 MiB per worker) is imported only by a worker that is given a Redis URL.
 """
 import json
 import logging
 import time
-
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from gateway.health import MAX_TRIP_FACTOR, OWN, Breakers, KeyHealth
 
@@ -109,6 +107,14 @@ return out
 """
 
 
+def no_retries():
+    """redis-py's retry setting for one attempt: a failed call falls back to local state at once."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
+
+
 class RedisFallback:
     """Calls that go to Redis while it answers, and to local state while it does not.
 
@@ -117,8 +123,9 @@ class RedisFallback:
     request, and the loss is logged at most once a minute per worker.
     """
 
-    def __init__(self, lost, back, errors=redis.RedisError, backoff=BACKOFF_S, logger=log):
-        """`lost`/`back`: what the warnings (to `logger`) say happens without Redis, and once it answers again."""
+    def __init__(self, lost, back, errors, backoff=BACKOFF_S, logger=log):
+        """`lost`/`back`: what the warnings (to `logger`) say happens without Redis, and once it answers again;
+        `errors`: the exceptions that mean Redis is lost."""
         self.lost_message, self.back_message, self.errors, self.backoff = lost, back, errors, backoff
         self.log = logger
         self.degraded = False
@@ -157,10 +164,12 @@ class SharedState(RedisFallback):
     scope = "every worker and instance"
 
     def __init__(self, url, prefix=PREFIX, clock=time.time, backoff=BACKOFF_S):
+        import redis
+
         super().__init__("circuit breakers and key health are per worker", "health state is shared again",
-                         backoff=backoff)
+                         redis.RedisError, backoff=backoff)
         self.client = redis.Redis.from_url(url, socket_timeout=SOCKET_TIMEOUT_S, socket_connect_timeout=SOCKET_TIMEOUT_S,
-                                           retry=Retry(NoBackoff(), 0))      # no retries: `run` falls back at once
+                                           retry=no_retries())
         self.prefix, self.clock = prefix, clock
         self._scripts = {name: self.client.register_script(source) for name, source in
                          (("allow", _ALLOW), ("would_allow", _WOULD_ALLOW), ("failure", _FAILURE),

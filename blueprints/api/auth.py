@@ -5,7 +5,6 @@ import re
 import time
 from dataclasses import dataclass
 
-import jwt
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app, has_app_context, request
@@ -148,6 +147,8 @@ def _token_caller(raw, secret):
     :raise GatewayError: 401 for a bad signature, another algorithm, an expired token, a missing claim,
         or a subject that is no enabled user (the reason is not told beyond "expired").
     """
+    import jwt      # here, not at the top: a worker that never sees a token does not load PyJWT (2 MiB)
+
     try:
         claims = jwt.decode(raw, secret, algorithms=["HS256"],
                             options={"require": ["exp", "sub"], "verify_sub": False})   # an integer id is fine too
