@@ -4,6 +4,7 @@ from flask_login import current_user
 
 from blueprints import throttling
 from blueprints.web import security
+from blueprints.web.cookie_session import CookieSessionInterface
 
 
 def register_web(app):
@@ -15,6 +16,7 @@ def register_web(app):
     """
     from blueprints.web import admin, auth, chat, credits, keys, keys_api, models_page, provider_keys_page, usage
 
+    app.session_interface = CookieSessionInterface()
     security.init_app(app)
     auth.init_login_manager(app)
     for module in (auth, chat, keys, keys_api, models_page, provider_keys_page, credits, usage, admin):
