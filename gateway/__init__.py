@@ -2,13 +2,13 @@
 import urllib.request
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from gateway import ssrf
 from gateway.catalog import Catalog
 from gateway.localstate import LocalState
 from gateway.errors import BadRequest, GatewayError, ModelNotFound, StreamInterrupted
 from gateway.providers import adapter_for
+from gateway.providers.base import UpstreamAdapter
 from gateway.router import Router
 from gateway.sharedstate import SharedState
 
@@ -28,7 +28,7 @@ def new_session(pool_size=256, adapter=None, proxies=True):
         session.proxies = {scheme: found[scheme] for scheme in ("http", "https", "all") if found.get(scheme)}
         if session.proxies and found.get("no"):
             session.proxies["no_proxy"] = found["no"]
-    adapter = adapter or HTTPAdapter(pool_connections=32, pool_maxsize=pool_size, max_retries=0)
+    adapter = adapter or UpstreamAdapter(pool_connections=32, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -37,7 +37,7 @@ def new_session(pool_size=256, adapter=None, proxies=True):
 def user_url_session(allowlist):
     """The session for base URLs that users typed in: each connection's address is checked, and no
     proxy is used (behind a proxy the gateway could not see where a connection really went)."""
-    return new_session(adapter=ssrf.user_url_adapter(tuple(allowlist)), proxies=False)
+    return new_session(adapter=ssrf.user_url_adapter(tuple(allowlist), UpstreamAdapter), proxies=False)
 
 
 class Gateway:

@@ -14,8 +14,6 @@ import socket
 import urllib.parse
 
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 # The IPv6 prefixes whose last 32 bits are an IPv4 address the packet is delivered to.
 _LOW_32_BITS_IPV4 = tuple(ipaddress.ip_network(net) for net in (
@@ -86,8 +84,9 @@ def _resolve(host, port):
     return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
-def user_url_adapter(allowlist=(), pool_size=64):
-    """A requests adapter whose every new connection is refused unless it reached a safe address.
+def user_url_adapter(allowlist=(), adapter_class=HTTPAdapter, pool_size=64):
+    """A requests adapter (an `adapter_class`, with its own connections) whose every new connection is
+    refused unless it reached a safe address.
 
     :raise UnsafeURL: from `session.post`, when a connection reached a refused address.
     """
@@ -105,22 +104,16 @@ def user_url_adapter(allowlist=(), pool_size=64):
             check_peer(self, sock)
             return sock
 
-    class CheckedHTTPConnection(PeerChecked, HTTPConnection):
-        pass
+    def checked(pool_class):
+        connection = pool_class.ConnectionCls
+        checked_connection = type(f"Checked{connection.__name__}", (PeerChecked, connection), {})
+        return type(f"Checked{pool_class.__name__}", (pool_class,), {"ConnectionCls": checked_connection})
 
-    class CheckedHTTPSConnection(PeerChecked, HTTPSConnection):
-        pass
-
-    class CheckedHTTPPool(HTTPConnectionPool):
-        ConnectionCls = CheckedHTTPConnection
-
-    class CheckedHTTPSPool(HTTPSConnectionPool):
-        ConnectionCls = CheckedHTTPSConnection
-
-    class CheckedAdapter(HTTPAdapter):
+    class CheckedAdapter(adapter_class):
         def init_poolmanager(self, *args, **kwargs):
             super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {"http": CheckedHTTPPool, "https": CheckedHTTPSPool}
+            self.poolmanager.pool_classes_by_scheme = {
+                scheme: checked(pool_class) for scheme, pool_class in self.poolmanager.pool_classes_by_scheme.items()}
 
     return CheckedAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
 

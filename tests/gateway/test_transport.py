@@ -1,16 +1,28 @@
 """The upstream transport (gateway.providers.base.post): proxies read from the environment once at
-start, NO_PROXY honoured, never a proxy for users' URLs, and no cookie kept from one call to the next."""
+start, NO_PROXY honoured, never a proxy for users' URLs, no cookie kept from one call to the next, URLs
+and pools found once yet each call sent where it goes, with its own TLS setting, in one write, and
+failures classified as before."""
+import datetime
+import ipaddress
+import json
 import logging
+import socket
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from gateway import config as gateway_config, new_session, user_url_session
+from gateway import config as gateway_config, errors, new_session, user_url_session
 from gateway.errors import UpstreamError
-from gateway.providers.base import Target
+from gateway.providers.base import UpstreamAdapter, Target, post
 from gateway.providers.openai_compat import OpenAICompatAdapter
+from fake_upstream import Fault, FakeUpstream
 from helpers import gateway_config as config_for
 from servers import free_port
 
@@ -34,9 +46,29 @@ def target(base_url, key=None):
     return Target(provider, settings.models["m1"], key or provider.keys[0])
 
 
-def call(session, base_url, key=None, users_session=None):
+def call(session, base_url, key=None, users_session=None, timeout=(1, 5)):
     """A chat call to `target(base_url, key)`."""
-    return OpenAICompatAdapter(session, users_session).complete(target(base_url, key), BODY, (1, 5))
+    return OpenAICompatAdapter(session, users_session).complete(target(base_url, key), BODY, timeout)
+
+
+ANSWER = (b'{"id": "c", "object": "chat.completion", "created": 0, "model": "m1", "choices": [{"index": 0,'
+          b' "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}')
+
+
+class Answering(BaseHTTPRequestHandler):
+    """A chat answer to every POST."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(ANSWER)))
+        self.end_headers()
+        self.wfile.write(ANSWER)
 
 
 def test_proxy_from_the_environment_at_start_carries_operator_calls(environment, upstream):
@@ -87,14 +119,12 @@ def test_cookies_an_upstream_sets_are_never_sent_again():
         def do_POST(self):
             self.rfile.read(int(self.headers["Content-Length"]))
             seen.append(self.headers.get("Cookie"))
-            answer = (b'{"id": "c", "object": "chat.completion", "created": 0, "model": "m1", "choices": [{"index": 0,'
-                      b' "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}')
             self.send_response(200)
             self.send_header("Set-Cookie", "session=tenant-a; Path=/")
             self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
+            self.send_header("Content-Length", str(len(ANSWER)))
             self.end_headers()
-            self.wfile.write(answer)
+            self.wfile.write(ANSWER)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -125,3 +155,120 @@ def test_a_stream_read_to_its_end_gives_its_connection_back_for_the_next(upstrea
             assert stream_to_the_end(session, upstream.url)
     opened = [r.message for r in caplog.records if "Starting new" in r.message or "Resetting dropped" in r.message]
     assert len(opened) == 1, opened
+
+
+def test_each_url_and_query_goes_where_it_says_though_prepared_once(upstream):
+    """URLs are prepared once and remembered, per URL and query: each call still goes to its own."""
+    session = new_session()
+    gemini = f"{upstream.url}/v1beta/models/m1:streamGenerateContent"
+    contents = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    for params in ({"alt": "sse"}, None, {"alt": "sse"}):
+        post(session, gemini, (1, 5), json=contents, params=params).close()
+    post(session, f"{upstream.url}/v1/chat/completions", (1, 5), json=BODY).close()
+    assert [r.path for r in upstream.requests] == ["/v1beta/models/m1:streamGenerateContent?alt=sse",
+                                                   "/v1beta/models/m1:streamGenerateContent",
+                                                   "/v1beta/models/m1:streamGenerateContent?alt=sse",
+                                                   "/v1/chat/completions"]
+    assert upstream.requests[-1].body == BODY
+
+
+def test_a_refused_connection_is_an_endpoint_never_reached():
+    with pytest.raises(UpstreamError) as refused:
+        call(new_session(), f"http://127.0.0.1:{free_port()}")
+    assert (refused.value.kind, refused.value.endpoint) == (errors.TRANSIENT, True)
+    assert "connection failed (ConnectionError)" in refused.value.message
+
+
+def test_a_connection_cut_after_the_request_went_out_is_not_the_endpoints_fault(upstream):
+    upstream.script(Fault.reset())
+    with pytest.raises(UpstreamError) as cut:
+        call(new_session(), upstream.url)
+    assert (cut.value.kind, cut.value.endpoint) == (errors.TRANSIENT, False)
+
+
+def test_an_answer_slower_than_the_read_timeout_is_a_timeout(upstream):
+    upstream.script(Fault.slow(2))
+    with pytest.raises(UpstreamError) as slow:
+        call(new_session(), upstream.url, timeout=(1, 0.3))
+    assert (slow.value.kind, slow.value.endpoint, slow.value.message) == (errors.TIMEOUT, False, "upstream timed out")
+
+
+def test_an_adapter_keeping_fewer_pools_than_upstreams_still_reaches_each(upstream):
+    """The adapter keeps one pool here, and remembers as few: each upstream is still called where it is."""
+    session = new_session(adapter=UpstreamAdapter(pool_connections=1, pool_maxsize=4, max_retries=0))
+    with FakeUpstream() as other:
+        for base_url in (upstream.url, other.url, upstream.url):
+            assert call(session, base_url)["choices"]
+        assert len(other.requests) == 1
+    assert len(upstream.requests) == 2
+
+
+def test_the_request_arrives_whole_in_one_read():
+    """Head and body leave in one write: the upstream's first read holds the whole request."""
+    first_reads = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        connection = listener.accept()[0]
+        for _ in range(2):               # a new connection, then the same one again
+            first_reads.append(connection.recv(65536))
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n%b" % (len(ANSWER), ANSWER))
+        connection.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    session = new_session()
+    with listener:
+        for _ in range(2):
+            call(session, f"http://127.0.0.1:{listener.getsockname()[1]}")
+        server.join(5)
+    for request in first_reads:
+        head, _, body = request.partition(b"\r\n\r\n")
+        assert json.loads(body)["model"] == "m1"
+        assert f"content-length: {len(body)}".encode() in head.lower()
+
+
+@pytest.fixture
+def tls_upstream(tmp_path):
+    """An HTTPS upstream on 127.0.0.1 whose certificate only the CA bundle it returns vouches for."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    address = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(hours=1))
+                   .add_extension(address, False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                   .sign(key, hashes.SHA256()))
+    bundle, key_file = tmp_path / "ca.pem", tmp_path / "key.pem"
+    bundle.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(bundle, key_file)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/v1/chat/completions", str(bundle)
+    server.shutdown()
+    server.server_close()
+
+
+def test_each_call_is_verified_with_its_own_ca_bundle(tls_upstream):
+    """Pools are found once per URL and TLS setting: the same URL called with the system's CAs fails the
+    handshake (an endpoint never reached), with its CA bundle succeeds, and with the system's CAs fails again."""
+    url, bundle = tls_upstream
+    session = new_session()
+    adapter = OpenAICompatAdapter(session)
+    for verify, succeeds in ((True, False), (bundle, True), (True, False), (bundle, True)):
+        if succeeds:
+            assert adapter._read_json(adapter._post(url, (1, 5), json=BODY, verify=verify))["choices"]
+        else:
+            with pytest.raises(UpstreamError) as refused:
+                adapter._post(url, (1, 5), json=BODY, verify=verify)
+            assert (refused.value.kind, refused.value.endpoint) == (errors.TRANSIENT, True)
+            assert "(SSLError)" in refused.value.message
