@@ -1,4 +1,4 @@
-"""The upstream transport (gateway.providers.base.post): proxies read from the environment once at
+"""The upstream transport (gateway.transport): proxies read from the environment once at
 start, NO_PROXY honoured, never a proxy for users' URLs, no cookie kept from one call to the next, URLs
 and pools found once yet each call sent where it goes, with its own TLS setting, in one write, and
 failures classified as before."""
@@ -20,7 +20,8 @@ from cryptography.x509.oid import NameOID
 
 from gateway import config as gateway_config, errors, new_session, user_url_session
 from gateway.errors import UpstreamError
-from gateway.providers.base import UpstreamAdapter, Target, post
+from gateway.providers.base import Target
+from gateway.transport import UpstreamAdapter, post
 from gateway.providers.openai_compat import OpenAICompatAdapter
 from fake_upstream import Fault, FakeUpstream
 from helpers import gateway_config as config_for
