@@ -25,6 +25,7 @@ import time
 from collections import deque
 
 from extensions import begin_write
+from models import fastsql
 
 
 _FIRST_USE = threading.Lock()       # a committer's first use in a process (held an instant, never across a switch)
@@ -35,14 +36,17 @@ class Refusal(Exception):
 
 
 class Batch:
-    """What a job writes through: the batch's connection, and inserts deferred to one statement per table."""
+    """What a job writes through: the batch's cursor (models.fastsql), and inserts deferred to one
+    statement per table."""
 
-    def __init__(self, connection):
-        self.connection = connection
+    def __init__(self, cursor):
+        self._cursor = cursor
         self._rows = {}
 
     def execute(self, statement, params):
-        return self.connection.execute(statement, params)
+        """`statement` (built once: it is compiled on first use and kept) with `params`; returns its rows
+        (`.first()`, `.one()`) and `.rowcount`."""
+        return self._cursor.execute(statement, params)
 
     def insert(self, table, row):
         """Insert `row` into `table` at the end of the batch, with the batch's other rows of that table."""
@@ -50,7 +54,7 @@ class Batch:
 
     def flush(self):
         for table, rows in self._rows.items():
-            self.connection.execute(table.insert(), rows)
+            self._cursor.insert(table, rows)
         self._rows.clear()
 
 
@@ -71,7 +75,7 @@ class GroupCommit:
 
     def __init__(self, make_engine):
         self._make_engine = make_engine
-        self._engine = self._pid = self._queue = self._leading = None
+        self._engine = self._statements = self._pid = self._queue = self._leading = None
 
     def run(self, job):
         """`job(batch)`, committed with whatever else is queued; returns its result or raises its error."""
@@ -116,7 +120,7 @@ class GroupCommit:
         with self._connect() as connection:
             with connection.begin():
                 begin_write(connection)
-                batch = Batch(connection)
+                batch = Batch(fastsql.Cursor(connection, self._statements))
                 for entry in entries:
                     try:
                         outcomes.append((entry.job(batch), None))
@@ -129,6 +133,7 @@ class GroupCommit:
     def _connect(self):
         if self._engine is None:
             self._engine = self._make_engine()
+            self._statements = fastsql.Statements(self._engine.dialect)
         return self._engine.connect()
 
 
