@@ -17,12 +17,16 @@ yield another 15 % and half again.)
 
 A job that refuses (a `Refusal`, such as a 402) undoes its own writes first and does not disturb
 the others; any other error rolls the batch back and every job of it is run again alone, so only
-the failing one's caller sees the error.
+the failing one's caller sees the error. A lone job is run again only when its batch lost the
+connection (the committer keeps one from batch to batch, unchecked: a database restarted meanwhile
+shows up there).
 """
 import os
 import threading
 import time
 from collections import deque
+
+import sqlalchemy as sa
 
 from extensions import begin_write
 from models import fastsql
@@ -71,11 +75,14 @@ class GroupCommit:
 
     It writes through an engine of its own (`make_engine()`, one connection): the requests waiting
     for a batch may hold every connection of the app's pool, and must not be what the batch waits for.
+    It keeps that connection from batch to batch: no pool checkout and, on a server database, no ping
+    per batch (measured: a fifth of a lone request's money path on SQLite, a quarter on PostgreSQL).
     """
 
     def __init__(self, make_engine):
         self._make_engine = make_engine
-        self._engine = self._statements = self._pid = self._queue = self._leading = None
+        self._engine = self._statements = self._connection = self._pid = self._queue = self._leading = None
+        self._retired = False
 
     def run(self, job):
         """`job(batch)`, committed with whatever else is queued; returns its result or raises its error."""
@@ -101,7 +108,7 @@ class GroupCommit:
         try:
             self._commit(entries)
         except Exception as exc:
-            if len(entries) == 1:
+            if len(entries) == 1 and not getattr(exc, "connection_invalidated", False):
                 entries[0].error = exc
             else:
                 for entry in entries:
@@ -117,7 +124,8 @@ class GroupCommit:
     def _commit(self, entries):
         """Run the entries' jobs in one transaction; their outcomes are set only once it is committed."""
         outcomes = []
-        with self._connect() as connection:
+        connection = self._connect()
+        try:
             with connection.begin():
                 begin_write(connection)
                 batch = Batch(fastsql.Cursor(connection, self._statements))
@@ -127,14 +135,32 @@ class GroupCommit:
                     except Refusal as refusal:
                         outcomes.append((None, refusal))
                 batch.flush()
+        except BaseException:
+            self._connection = None
+            connection.close()          # back to the pool, which checks it: a failed batch's connection is not kept
+            raise
         for entry, (result, error) in zip(entries, outcomes):
             entry.result, entry.error, entry.done = result, error, True
 
     def _connect(self):
+        """The kept connection; a new one after a failed batch, or once the engine was disposed."""
         if self._engine is None:
             self._engine = self._make_engine()
             self._statements = fastsql.Statements(self._engine.dialect)
-        return self._engine.connect()
+            sa.event.listen(self._engine, "engine_disposed", self._retire)
+        if self._retired and self._connection is not None:
+            self._connection.invalidate()       # closed now: back in its disposed pool, it would wait for the GC
+            self._connection.close()
+            self._connection = None
+        self._retired = False
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _retire(self, _engine):
+        """The engine was disposed (from any thread, maybe during a batch): the next batch closes the kept
+        connection, as the disposed pool would have, and takes a new one."""
+        self._retired = True
 
 
 def run(app, job):

@@ -1,11 +1,12 @@
 """The group commit's statements run on the driver's cursor (models.fastsql): they store what SQLAlchemy
-would store, read back equal through the ORM, and fail as SQLAlchemy's errors."""
+would store, read back equal through the ORM, fail as SQLAlchemy's errors, and survive a lost connection."""
+import time
 from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 
-from conftest import make_user
+from conftest import ON_POSTGRESQL, make_user
 from extensions import db
 from models import RequestLog, User, group_commit
 
@@ -89,3 +90,30 @@ def test_a_row_missing_a_column_with_a_python_default_is_refused_and_nothing_is_
     with app.app_context():
         assert db.session.scalar(sa.select(User.id).where(User.username == "nodefaults")) is None
 
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="a server connection to lose: runs in the PostgreSQL pass")
+def test_a_lone_job_is_committed_after_the_kept_connection_was_lost(app):
+    """The committer keeps its connection between batches, without a ping: the batch that finds it dead
+    fails, and its lone job is run again on a new connection."""
+    backend_pid = sa.select(sa.func.pg_backend_pid())
+    backend = group_commit.run(app, lambda batch: batch.execute(backend_pid, {}).one()[0])
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.pg_terminate_backend(backend))) is True
+        db.session.rollback()
+    assert group_commit.run(app, lambda batch: batch.execute(backend_pid, {}).one()[0]) != backend
+
+
+@pytest.mark.skipif(not ON_POSTGRESQL, reason="a server connection to see: runs in the PostgreSQL pass")
+def test_disposing_the_apps_pool_closes_the_committers_kept_connection(app):
+    backend_pid = sa.select(sa.func.pg_backend_pid())
+    backend = group_commit.run(app, lambda batch: batch.execute(backend_pid, {}).one()[0])
+    with app.app_context():
+        db.engine.dispose()
+    assert group_commit.run(app, lambda batch: batch.execute(backend_pid, {}).one()[0]) != backend
+    alive = sa.select(sa.func.count()).select_from(sa.text("pg_stat_activity")).where(sa.text(f"pid = {backend}"))
+    deadline = time.monotonic() + 5
+    with app.app_context():
+        while db.session.scalar(alive) and time.monotonic() < deadline:
+            db.session.rollback()
+            time.sleep(0.05)
+        assert db.session.scalar(alive) == 0
