@@ -26,8 +26,7 @@ class Compiled:
             raise ValueError(f"give every column that has a Python-side default: {statement}")
         if any(bind.callable for bind in compiled.bind_names):
             raise ValueError(f"a parameter's value is computed per execution: {statement}")
-        returned = compiled._result_columns
-        if any(entry.type.dialect_impl(dialect).result_processor(dialect, None) for entry in returned):
+        if any(entry.type.dialect_impl(dialect).result_processor(dialect, None) for entry in compiled._result_columns):
             raise ValueError(f"a returned column needs SQLAlchemy's conversion: {statement}")
         binds = {name: (bind.type.dialect_impl(dialect).bind_processor(dialect),
                         _REQUIRED if bind.required else bind.effective_value)
@@ -35,7 +34,7 @@ class Compiled:
         self.sql, self._positional = compiled.string, compiled.positional
         self._names = compiled.positiontup if compiled.positional else list(binds)
         self._converters, self._defaults = zip(*(binds[name] for name in self._names)) if binds else ((), ())
-        self._row = namedtuple("Row", [entry.keyname for entry in returned]) if returned else None
+        self._row = None
 
     def parameters(self, values):
         """`values` (by name) in the driver's paramstyle, converted as SQLAlchemy converts them."""
@@ -45,8 +44,12 @@ class Compiled:
         return converted if self._positional else dict(zip(self._names, converted))
 
     def rows(self, cursor):
-        """The rows the last execution returned, as named tuples."""
-        return [] if self._row is None else list(map(self._row._make, cursor.fetchall()))
+        """The rows the last execution returned, as named tuples of its columns (their type made once)."""
+        if cursor.description is None:
+            return []
+        if self._row is None:
+            self._row = namedtuple("Row", [column[0] for column in cursor.description], rename=True)
+        return list(map(self._row._make, cursor.fetchall()))
 
 
 class Statements:

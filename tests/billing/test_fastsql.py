@@ -60,8 +60,23 @@ def test_rows_come_back_by_column_name_and_updates_count_their_rows(app):
     def job(batch):
         changed = batch.execute(grant, {"uid": user_id}).rowcount, batch.execute(grant, {"uid": -1}).rowcount
         row = batch.execute(read, {"uid": user_id}).one()
-        return changed, row.balance, row.username, batch.execute(read, {"uid": -1}).first()
-    assert group_commit.run(app, job) == ((1, 0), 5, "alice", None)
+        textual = batch.execute(sa.text("SELECT 2 AS two"), {}).one().two
+        return changed, row.balance, row.username, batch.execute(read, {"uid": -1}).first(), textual
+    assert group_commit.run(app, job) == ((1, 0), 5, "alice", None, 2)
+
+
+def test_a_returned_column_is_read_as_sqlalchemy_reads_it_or_refused(app):
+    """SQLite keeps datetimes and JSON as text that SQLAlchemy converts: such a read is refused there."""
+    group_commit.run(app, lambda batch: batch.insert(LOGS, log_row("r1", MOMENTS[1])))
+    read = sa.select(LOGS.c.created_at, LOGS.c.attempts).where(LOGS.c.request_id == "r1")
+    with app.app_context():
+        expected = tuple(db.session.execute(read).one())
+        db.session.rollback()
+    if ON_POSTGRESQL:
+        assert group_commit.run(app, lambda batch: tuple(batch.execute(read, {}).one())) == expected
+    else:
+        with pytest.raises(ValueError, match="needs SQLAlchemy's conversion"):
+            group_commit.run(app, lambda batch: batch.execute(read, {}))
 
 
 def test_a_driver_error_in_a_statement_is_sqlalchemys_and_fails_only_its_job(app):
