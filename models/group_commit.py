@@ -17,14 +17,19 @@ yield another 15 % and half again.)
 
 A job that refuses (a `Refusal`, such as a 402) undoes its own writes first and does not disturb
 the others; any other error rolls the batch back and every job of it is run again alone, so only
-the failing one's caller sees the error.
+the failing one's caller sees the error. A lone job is run again only when its batch lost the
+connection (the committer keeps one from batch to batch, unchecked: a database restarted meanwhile
+shows up there).
 """
 import os
 import threading
 import time
 from collections import deque
 
+import sqlalchemy as sa
+
 from extensions import begin_write
+from models import fastsql
 
 
 _FIRST_USE = threading.Lock()       # a committer's first use in a process (held an instant, never across a switch)
@@ -35,14 +40,17 @@ class Refusal(Exception):
 
 
 class Batch:
-    """What a job writes through: the batch's connection, and inserts deferred to one statement per table."""
+    """What a job writes through: the batch's cursor (models.fastsql), and inserts deferred to one
+    statement per table."""
 
-    def __init__(self, connection):
-        self.connection = connection
+    def __init__(self, cursor):
+        self._cursor = cursor
         self._rows = {}
 
     def execute(self, statement, params):
-        return self.connection.execute(statement, params)
+        """`statement` (built once: it is compiled on first use and kept) with `params`; returns its rows
+        (`.first()`, `.one()`) and `.rowcount`."""
+        return self._cursor.execute(statement, params)
 
     def insert(self, table, row):
         """Insert `row` into `table` at the end of the batch, with the batch's other rows of that table."""
@@ -50,7 +58,7 @@ class Batch:
 
     def flush(self):
         for table, rows in self._rows.items():
-            self.connection.execute(table.insert(), rows)
+            self._cursor.insert(table, rows)
         self._rows.clear()
 
 
@@ -67,11 +75,14 @@ class GroupCommit:
 
     It writes through an engine of its own (`make_engine()`, one connection): the requests waiting
     for a batch may hold every connection of the app's pool, and must not be what the batch waits for.
+    It keeps that connection from batch to batch: no pool checkout and, on a server database, no ping
+    per batch (measured: a fifth of a lone request's money path on SQLite, a quarter on PostgreSQL).
     """
 
     def __init__(self, make_engine):
         self._make_engine = make_engine
-        self._engine = self._pid = self._queue = self._leading = None
+        self._engine = self._statements = self._connection = self._pid = self._queue = self._leading = None
+        self._retired = False
 
     def run(self, job):
         """`job(batch)`, committed with whatever else is queued; returns its result or raises its error."""
@@ -97,7 +108,7 @@ class GroupCommit:
         try:
             self._commit(entries)
         except Exception as exc:
-            if len(entries) == 1:
+            if len(entries) == 1 and not getattr(exc, "connection_invalidated", False):
                 entries[0].error = exc
             else:
                 for entry in entries:
@@ -113,23 +124,43 @@ class GroupCommit:
     def _commit(self, entries):
         """Run the entries' jobs in one transaction; their outcomes are set only once it is committed."""
         outcomes = []
-        with self._connect() as connection:
+        connection = self._connect()
+        try:
             with connection.begin():
                 begin_write(connection)
-                batch = Batch(connection)
+                batch = Batch(fastsql.Cursor(connection, self._statements))
                 for entry in entries:
                     try:
                         outcomes.append((entry.job(batch), None))
                     except Refusal as refusal:
                         outcomes.append((None, refusal))
                 batch.flush()
+        except BaseException:
+            self._connection = None
+            connection.close()          # back to the pool, which checks it: a failed batch's connection is not kept
+            raise
         for entry, (result, error) in zip(entries, outcomes):
             entry.result, entry.error, entry.done = result, error, True
 
     def _connect(self):
+        """The kept connection; a new one after a failed batch, or once the engine was disposed."""
         if self._engine is None:
             self._engine = self._make_engine()
-        return self._engine.connect()
+            self._statements = fastsql.Statements(self._engine.dialect)
+            sa.event.listen(self._engine, "engine_disposed", self._retire)
+        if self._retired and self._connection is not None:
+            self._connection.invalidate()       # closed now: back in its disposed pool, it would wait for the GC
+            self._connection.close()
+            self._connection = None
+        self._retired = False
+        if self._connection is None:
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _retire(self, _engine):
+        """The engine was disposed (from any thread, maybe during a batch): the next batch closes the kept
+        connection, as the disposed pool would have, and takes a new one."""
+        self._retired = True
 
 
 def run(app, job):
