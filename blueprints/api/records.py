@@ -94,7 +94,7 @@ class Turn:
         except credit.InsufficientCredit as exc:
             raise insufficient_credit(exc) from None
         finally:
-            db.session.close()      # no pooled connection is held while the upstream works
+            db.session.remove()     # no pooled connection is held while the upstream works (and none made to close)
 
     def hold_while_streaming(self, session):
         """The stream is committed: renew the reservation while it runs, so the sweeper never releases
