@@ -1,7 +1,7 @@
 """The upstream transport (gateway.transport): proxies read from the environment once at
 start, NO_PROXY honoured, never a proxy for users' URLs, no cookie kept from one call to the next, URLs
-and pools found once yet each call sent where it goes, with its own TLS setting, in one write, and
-failures classified as before."""
+and pools found once yet each call sent where it goes, with its own TLS setting, in one write, never on a
+connection the upstream closed, and failures classified as before."""
 import datetime
 import ipaddress
 import json
@@ -228,6 +228,30 @@ def test_the_request_arrives_whole_in_one_read():
         head, _, body = request.partition(b"\r\n\r\n")
         assert json.loads(body)["model"] == "m1"
         assert f"content-length: {len(body)}".encode() in head.lower()
+
+
+def test_a_pooled_connection_the_upstream_closed_is_not_reused():
+    """An upstream that closes a keep-alive connection after answering (without saying so): the next call
+    sees it closed before sending and opens a new one, instead of failing on the dead one."""
+    connections = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        for _ in range(2):
+            connection = listener.accept()[0]
+            connections.append(connection.recv(65536))
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: %d\r\n\r\n%b" % (len(ANSWER), ANSWER))
+            connection.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    session = new_session()
+    with listener:
+        for _ in range(2):
+            assert call(session, f"http://127.0.0.1:{listener.getsockname()[1]}")["choices"]
+        server.join(5)
+    assert len(connections) == 2
 
 
 @pytest.fixture
