@@ -204,44 +204,29 @@ def test_an_adapter_keeping_fewer_pools_than_upstreams_still_reaches_each(upstre
     assert len(upstream.requests) == 2
 
 
-def test_the_request_arrives_whole_in_one_read():
-    """Head and body leave in one write: the upstream's first read holds the whole request."""
-    first_reads = []
+RAW_ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%b"
+              % (len(ANSWER), ANSWER))
+
+
+def two_calls_to_a_bare_socket(close_after_each):
+    """Two calls through one session to an upstream on a bare socket that answers each and, when
+    `close_after_each`, then closes the connection without saying so. Returns each request's first
+    read and how many connections the upstream accepted."""
+    first_reads, accepted = [], []
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve():
-        connection = listener.accept()[0]
-        for _ in range(2):               # a new connection, then the same one again
+        connection = None
+        for _ in range(2):
+            if connection is None:
+                connection = listener.accept()[0]
+                accepted.append(connection)
             first_reads.append(connection.recv(65536))
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\n\r\n%b" % (len(ANSWER), ANSWER))
-        connection.close()
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    session = new_session()
-    with listener:
-        for _ in range(2):
-            call(session, f"http://127.0.0.1:{listener.getsockname()[1]}")
-        server.join(5)
-    for request in first_reads:
-        head, _, body = request.partition(b"\r\n\r\n")
-        assert json.loads(body)["model"] == "m1"
-        assert f"content-length: {len(body)}".encode() in head.lower()
-
-
-def test_a_pooled_connection_the_upstream_closed_is_not_reused():
-    """An upstream that closes a keep-alive connection after answering (without saying so): the next call
-    sees it closed before sending and opens a new one, instead of failing on the dead one."""
-    connections = []
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve():
-        for _ in range(2):
-            connection = listener.accept()[0]
-            connections.append(connection.recv(65536))
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\n\r\n%b" % (len(ANSWER), ANSWER))
+            connection.sendall(RAW_ANSWER)
+            if close_after_each:
+                connection.close()
+                connection = None
+        if connection is not None:
             connection.close()
 
     server = threading.Thread(target=serve, daemon=True)
@@ -251,7 +236,24 @@ def test_a_pooled_connection_the_upstream_closed_is_not_reused():
         for _ in range(2):
             assert call(session, f"http://127.0.0.1:{listener.getsockname()[1]}")["choices"]
         server.join(5)
-    assert len(connections) == 2
+    return first_reads, len(accepted)
+
+
+def test_the_request_arrives_whole_in_one_read():
+    """Head and body leave in one write: the upstream's first read holds the whole request."""
+    first_reads, connections = two_calls_to_a_bare_socket(close_after_each=False)
+    assert connections == 1                 # a new connection, then the same one again
+    for request in first_reads:
+        head, _, body = request.partition(b"\r\n\r\n")
+        assert json.loads(body)["model"] == "m1"
+        assert f"content-length: {len(body)}".encode() in head.lower()
+
+
+def test_a_pooled_connection_the_upstream_closed_is_not_reused():
+    """The next call sees that the upstream closed its kept-alive connection and opens a new one,
+    instead of failing on the dead one."""
+    first_reads, connections = two_calls_to_a_bare_socket(close_after_each=True)
+    assert (len(first_reads), connections) == (2, 2)
 
 
 @pytest.fixture
