@@ -10,7 +10,7 @@ A database made by a release before migrations existed (tables by `db.create_all
 
 Alembic and Flask-Migrate (11 MiB in every process that imports them) are loaded only to migrate and
 for the `flask db` commands: a worker starting on a database already at `HEAD_REVISION` reads its
-revision with one plain query and never loads them.
+revision with two plain queries (is there a version table; what it holds) and never loads them.
 """
 import fcntl
 import functools
@@ -39,7 +39,7 @@ def init_app(app, db):
 
 
 def upgrade_on_start(engine):
-    """Bring the database to head; a no-op costing one query (and no Alembic) when it is there already."""
+    """Bring the database to head; a no-op costing two small queries (and no Alembic) when it is there already."""
     current = _current_revision(engine)
     if current == HEAD_REVISION:
         return

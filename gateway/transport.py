@@ -48,7 +48,7 @@ def post(session, url, timeout, headers=None, verify=True, params=None, json=Non
     redirect bookkeeping, preparing a URL it prepared before, and wrapping the answer in a Response.
 
     The session lends its pools (the adapter mounted for the URL's scheme, with its retry setting), its default
-    headers and the proxies read at start (gateway.new_session). No cookie an upstream sets is kept: one
+    headers and the proxies read at start (`new_session`). No cookie an upstream sets is kept: one
     tenant's call never carries another's. requests checks and encodes headers and body (its PreparedRequest),
     failures are the exceptions requests' adapter raises, and the answer is urllib3's response, unread.
     """

@@ -111,21 +111,16 @@ def test_cookies_an_upstream_sets_are_never_sent_again():
     """One tenant's call must not carry a cookie an upstream handed to another tenant's call."""
     seen = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
+    class Handler(Answering):
+        """The chat answer, with a cookie set; the Cookie header of each request is kept."""
 
         def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
             seen.append(self.headers.get("Cookie"))
-            self.send_response(200)
+            super().do_POST()
+
+        def send_response(self, code, message=None):
+            super().send_response(code, message)
             self.send_header("Set-Cookie", "session=tenant-a; Path=/")
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(ANSWER)))
-            self.end_headers()
-            self.wfile.write(ANSWER)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
