@@ -1,6 +1,6 @@
 """The production entry point: `gunicorn wsgi:app` (gunicorn.conf.py picks gevent workers).
 
-gevent patches the standard library before anything imports `requests` or `ssl`; under
+gevent patches the standard library before anything imports `ssl` or opens a socket; under
 `flask run` or plain imports in tests the patch is skipped.
 """
 import os

@@ -2,8 +2,9 @@
 upstream and its answer back, with nothing else (no auth, billing, limits, log or translation).
 
 What it costs per request is what any gateway on this stack pays before doing its own work; bench/floor.sh
-measures it for three upstream clients (FLOOR_CLIENT): none (a canned answer, no upstream call), urllib3
-(one pooled HTTPConnectionPool) and requests (a Session whose pool is as large as the gateway's).
+measures it for four upstream clients (FLOOR_CLIENT): none (a canned answer, no upstream call), urllib3
+(one pooled HTTPConnectionPool), requests (a Session whose pool is as large as the gateway's) and
+geventhttpclient (one pooled HTTPClient, what gateway/transport.py is built on).
 """
 from gevent import monkey
 
@@ -15,6 +16,7 @@ import os  # noqa: E402
 import requests  # noqa: E402
 import urllib3  # noqa: E402
 from flask import Flask, Response, request  # noqa: E402
+from geventhttpclient import HTTPClient  # noqa: E402
 
 UPSTREAM_HOST, UPSTREAM_PORT, UPSTREAM_PATH = "127.0.0.1", 18080, "/v1/chat/completions"
 CLIENT = os.environ.get("FLOOR_CLIENT", "requests")
@@ -27,6 +29,7 @@ app = Flask(__name__)
 session = requests.Session()
 session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=256, max_retries=0))
 pool = urllib3.HTTPConnectionPool(UPSTREAM_HOST, UPSTREAM_PORT, maxsize=256, retries=False)
+client = HTTPClient(UPSTREAM_HOST, UPSTREAM_PORT, concurrency=1000)
 
 
 @app.post("/v1/chat/completions")
@@ -35,6 +38,9 @@ def chat():
     if CLIENT == "none":
         return Response(CANNED, content_type="application/json")
     headers = {"Authorization": "Bearer sk-fake-upstream-key", "Content-Type": "application/json"}
+    if CLIENT == "geventhttpclient":
+        answer = client.request("POST", UPSTREAM_PATH, body=json.dumps(body).encode(), headers=headers)
+        return Response(answer.read(), status=answer.status_code, content_type="application/json")
     if CLIENT == "urllib3":
         answer = pool.urlopen("POST", UPSTREAM_PATH, body=json.dumps(body).encode(), headers=headers)
         return Response(answer.data, status=answer.status, content_type="application/json")

@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 HARNESS="${HARNESS:-$ROOT/../shared/bench}" DURATION="${DURATION:-10}" CONC="${CONC:-32}" PORT="${PORT:-8170}"
 curl -fs http://127.0.0.1:18080/health >/dev/null || "$HARNESS/upstream/start.sh" >/dev/null
 cpu() { python3 "$HARNESS/lib/procmem.py" --port "$PORT" --no-pss | python3 -c 'import json,sys; print(json.load(sys.stdin)["cpu_s"])'; }
-for client in none urllib3 requests; do
+for client in none urllib3 requests geventhttpclient; do
   FLOOR_CLIENT="$client" gunicorn -w 2 -k gevent --worker-connections 1000 -b "127.0.0.1:$PORT" --chdir "$ROOT/bench" \
     floor:app >/dev/null 2>&1 &
   server=$!

@@ -5,15 +5,13 @@ loopback, private, link-local (cloud metadata at 169.254.169.254), reserved and 
 addresses are refused, for every address the name resolves to, and so are IPv6 addresses that
 carry such an IPv4 address (IPv4-compatible, mapped, NAT64, 6to4, Teredo). Checked when the
 URL is saved and again before each call, so a name that later resolves inward is still
-refused; and calls to such URLs go through `user_url_adapter`, which checks the address each
-connection really reached, so a name that resolves one way for the check and another for the
-call (DNS rebinding) is refused too.
+refused; and calls to such URLs go through the users' transport (gateway.transport), which
+checks each address a connection is about to reach, so a name that resolves one way for the
+check and another for the call (DNS rebinding) is refused too.
 """
 import ipaddress
 import socket
 import urllib.parse
-
-from requests.adapters import HTTPAdapter
 
 # The IPv6 prefixes whose last 32 bits are an IPv4 address the packet is delivered to.
 _LOW_32_BITS_IPV4 = tuple(ipaddress.ip_network(net) for net in (
@@ -82,40 +80,6 @@ def _embedded_ipv4(ip):
 
 def _resolve(host, port):
     return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
-
-
-def user_url_adapter(allowlist=(), adapter_class=HTTPAdapter, pool_size=64):
-    """A requests adapter (an `adapter_class`, with its own connections) whose every new connection is
-    refused unless it reached a safe address.
-
-    :raise UnsafeURL: from `session.post`, when a connection reached a refused address.
-    """
-    def check_peer(connection, sock):
-        if connection.host not in allowlist:
-            try:
-                check_address(sock.getpeername()[0], connection.host, allowlist)
-            except UnsafeURL:
-                sock.close()
-                raise
-
-    class PeerChecked:
-        def _new_conn(self):
-            sock = super()._new_conn()
-            check_peer(self, sock)
-            return sock
-
-    def checked(pool_class):
-        connection = pool_class.ConnectionCls
-        checked_connection = type(f"Checked{connection.__name__}", (PeerChecked, connection), {})
-        return type(f"Checked{pool_class.__name__}", (pool_class,), {"ConnectionCls": checked_connection})
-
-    class CheckedAdapter(adapter_class):
-        def init_poolmanager(self, *args, **kwargs):
-            super().init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = {
-                scheme: checked(pool_class) for scheme, pool_class in self.poolmanager.pool_classes_by_scheme.items()}
-
-    return CheckedAdapter(pool_connections=16, pool_maxsize=pool_size, max_retries=0)
 
 
 def _allowed(address, allowlist):

@@ -27,6 +27,7 @@ class Fault:
     location: str = ""
     raw: bytes = b""
     content_type: str = "application/json"
+    headers: tuple = ()           # more (name, value) pairs for an `answer`
 
     @staticmethod
     def status_(code, message="fake upstream error", retry_after=None):
@@ -54,9 +55,10 @@ class Fault:
         return Fault("malformed", after=after, raw=line)
 
     @staticmethod
-    def answer(raw, content_type="application/json"):
-        """A 200 whose body is `raw`, as is: for answers that are well-formed HTTP but not a sound chat answer."""
-        return Fault("answer", raw=raw, content_type=content_type)
+    def answer(raw, content_type="application/json", headers=None):
+        """A 200 whose body is `raw`, as is (with more `headers`): for answers that are well-formed HTTP but
+        not a sound chat answer, or that only a client that honours those headers reads as one."""
+        return Fault("answer", raw=raw, content_type=content_type, headers=tuple((headers or {}).items()))
 
     @staticmethod
     def ttft(seconds):
@@ -128,6 +130,7 @@ class FakeUpstream:
         self.chunks = 5
         self.token_ttl_s = 1800          # GigaChat access tokens handed out by /api/v2/oauth
         self.tokens_issued = 0
+        self.connections = 0        # accepted so far: a client that keeps its connections alive opens few
         self._rules = []
         self._lock = threading.Lock()
         self._server = None
@@ -200,6 +203,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def setup(self):
+        super().setup()
+        with self.upstream._lock:
+            self.upstream.connections += 1
+
     def do_GET(self):
         if self.path.startswith("/v1/models"):
             self._json(200, {"object": "list", "data": [{"id": "fake", "object": "model", "created": 0,
@@ -251,7 +259,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "invalid_json":
             return self._send(200, b"{this is not json", "application/json")
         if fault.kind == "answer":
-            return self._send(200, fault.raw, fault.content_type)
+            return self._send(200, fault.raw, fault.content_type, dict(fault.headers))
         if fault.kind == "trickle":
             return self._trickle(json.dumps(family.complete(self.upstream, record)).encode(), fault.seconds)
         raise ValueError(fault.kind)

@@ -14,6 +14,6 @@ ADAPTERS = {
 }
 
 
-def adapter_for(family, session, user_url_session=None):
-    """An adapter instance for `family`, sharing the worker's HTTP sessions."""
-    return ADAPTERS[family](session, user_url_session)
+def adapter_for(family, transport, user_url_transport=None):
+    """An adapter instance for `family`, sharing the worker's upstream transports."""
+    return ADAPTERS[family](transport, user_url_transport)

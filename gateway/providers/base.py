@@ -10,14 +10,11 @@ import json
 import time
 from dataclasses import dataclass
 
-import requests
-import urllib3
-
-from gateway import answers, errors, ssrf
+from gateway import answers, errors, ssrf, transport
 from gateway.native import NATIVE, lost_in_translation, native_of
 from gateway.sse import iter_events
 from gateway.tokens import estimate_prompt
-from gateway.transport import post
+from gateway.transport import Transport
 
 MAX_JSON_BYTES = 32 * 1024 * 1024     # a bigger upstream answer is treated as broken, not buffered
 MAX_ERROR_BYTES = 64 * 1024
@@ -67,10 +64,10 @@ class ProviderAdapter:
     ignored_fields = ()       # accepted without effect: listed in X-Gateway-Dropped-Params
     refused_fields = ()       # cannot work: a 400 naming the field, before any upstream call
 
-    def __init__(self, session=None, user_url_session=None):
-        """`user_url_session` serves base URLs that users entered (it checks where each connection went)."""
-        self.session = session or requests.Session()
-        self.user_url_session = user_url_session or self.session
+    def __init__(self, transport=None, user_url_transport=None):
+        """`user_url_transport` serves base URLs that users entered (it checks where each connection goes)."""
+        self.transport = transport or Transport()
+        self.user_url_transport = user_url_transport or self.transport
 
     # --- what a family module implements -------------------------------------------------
     def chat_call(self, target, body, stream):
@@ -155,7 +152,7 @@ class ProviderAdapter:
 
         def after_first_chunk(seconds):
             limit.lift()
-            _set_read_timeout(response, seconds)
+            response.set_read_timeout(seconds)
         return UpstreamStream(chunks(), response.close, after_first_chunk)
 
     def count_tokens(self, target, body, timeout, deadline=None):
@@ -174,30 +171,28 @@ class ProviderAdapter:
                                   code="endpoint_not_supported", param="model")
 
     def _send(self, call, timeout, target):
-        return self._post(call.url, timeout, session=self._session_for(target),
+        return self._post(call.url, timeout, via=self._transport_for(target),
                           json=call.json, headers=call.headers, params=call.params, verify=call.verify)
 
-    def _session_for(self, target):
-        """For a key with its own endpoint, the session that checks each connection's address; else the operator's."""
-        return self.user_url_session if target.key is not None and target.key.base_url else self.session
+    def _transport_for(self, target):
+        """For a key with its own endpoint, the transport that checks each connection's address; else the operator's."""
+        return self.user_url_transport if target.key is not None and target.key.base_url else self.transport
 
-    def _post(self, url, timeout, what="upstream", session=None, **request):
+    def _post(self, url, timeout, what="upstream", via=None, **request):
         """POST; redirects are never followed (a redirect could carry the key away); failures become UpstreamError."""
         try:
-            response = post(session or self.session, url, timeout, **request)
-        except ssrf.UnsafeURL as exc:          # a user's URL whose connection reached a refused address
+            response = (via or self.transport).post(url, timeout, **request)
+        except ssrf.UnsafeURL as exc:          # a user's URL whose connection would reach a refused address
             raise errors.UpstreamError(errors.AUTH, str(exc)) from None
-        except UnicodeEncodeError:             # a key saved before keys were checked (config.header_safe): "ключ"
+        except (UnicodeEncodeError, transport.BadHeader):   # a key saved before keys were checked (config.header_safe)
             raise errors.UpstreamError(errors.AUTH, "the key has characters an HTTP header cannot carry") from None
-        except requests.ConnectTimeout:
+        except transport.ConnectTimeout:
             raise errors.UpstreamError(errors.TIMEOUT, f"{what} could not be reached in time", endpoint=True) from None
-        except requests.Timeout:
+        except transport.ReadTimeout:
             raise errors.UpstreamError(errors.TIMEOUT, f"{what} timed out") from None
-        except requests.ConnectionError as exc:
-            raise errors.UpstreamError(errors.TRANSIENT, f"{what} connection failed ({type(exc).__name__})",
-                                       endpoint=_never_connected(exc)) from None
-        except requests.RequestException as exc:
-            raise errors.UpstreamError(errors.TRANSIENT, f"{what} connection failed ({type(exc).__name__})") from None
+        except transport.CallFailed as exc:    # NotConnected: the endpoint is down, not the model
+            raise errors.UpstreamError(errors.TRANSIENT, f"{what} connection failed ({exc.reason_name})",
+                                       endpoint=isinstance(exc, transport.NotConnected)) from None
         if 300 <= response.status < 400:
             response.close()
             raise errors.UpstreamError(errors.TRANSIENT,
@@ -216,7 +211,7 @@ class ProviderAdapter:
         status = response.status
         message = self.error_message(payload) or f"upstream answered HTTP {status}"
         raise errors.UpstreamError(self.classify(status, payload), message, status,
-                                   errors.parse_retry_after(response.headers.get("Retry-After")))
+                                   errors.parse_retry_after(response.header("Retry-After")))
 
     def _read_json(self, response, deadline=None):
         try:
@@ -230,17 +225,6 @@ class ProviderAdapter:
         if not isinstance(payload, dict):
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answered an unexpected JSON value", response.status)
         return payload
-
-
-def _never_connected(exc):
-    """A refused or unresolvable connection, or a failed TLS handshake: the endpoint is down, not the model.
-
-    A connection that broke after the request went out (reset, remote closed) may be the model's doing.
-    """
-    if isinstance(exc, requests.exceptions.SSLError):
-        return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 class ReadDeadline:
@@ -277,24 +261,13 @@ def _pieces(response, deadline):
     Read failures become UpstreamError, so the router can tell a stall or a cut from an end.
     """
     try:
-        pieces = response.read_chunked(decode_content=True) if response.chunked else _read1_pieces(response)
-        for piece in pieces:
+        for piece in response.pieces():
             deadline.check()
             yield piece
-    except (requests.Timeout, urllib3.exceptions.ReadTimeoutError, TimeoutError):
+    except transport.ReadTimeout:
         raise errors.UpstreamError(errors.TIMEOUT, "upstream stalled: nothing arrived within the read timeout") from None
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
-        raise errors.UpstreamError(errors.TRANSIENT, f"upstream connection broke ({type(exc).__name__})") from None
-
-
-def _read1_pieces(response):
-    """What arrives, piece by piece, to the body's end: for a body of known length (not compressed), its
-    last byte, not one more read that finds nothing."""
-    known_length = response.length_remaining is not None and not response.headers.get("Content-Encoding")
-    while piece := response.read1(65536, decode_content=True):
-        yield piece
-        if known_length and response.length_remaining == 0:
-            return
+    except transport.CallFailed as exc:
+        raise errors.UpstreamError(errors.TRANSIENT, f"upstream connection broke ({exc.reason_name})") from None
 
 
 def iter_raw_lines(response, deadline=None):
@@ -313,17 +286,11 @@ def _read_the_tail(response, lines):
     blank line, the chunked terminator), briefly: a body read to its end lets its connection go back
     to the pool, where hanging up costs the next stream a new one (a name lookup in gevent's thread
     pool, a handshake). An upstream that sends more, or nothing, is hung up on when the stream closes."""
-    _set_read_timeout(response, TAIL_TIMEOUT_S)
+    response.set_read_timeout(TAIL_TIMEOUT_S)
     with contextlib.suppress(errors.UpstreamError):
         for _ in itertools.islice(lines, MAX_TAIL_LINES):
             pass
 
-
-def _set_read_timeout(response, seconds):
-    """After the first chunk the wait between chunks is the idle timeout, not the TTFT deadline."""
-    sock = getattr(getattr(response, "_connection", None), "sock", None)
-    if sock is not None:
-        sock.settimeout(seconds)
 
 
 def json_event(event):

@@ -26,8 +26,8 @@ class DemoAdapter(ProviderAdapter):
     family = "demo"
     supports_embeddings = True
 
-    def __init__(self, session=None, user_url_session=None, pace_s=WORD_PACE_S):
-        super().__init__(session, user_url_session)
+    def __init__(self, transport=None, user_url_transport=None, pace_s=WORD_PACE_S):
+        super().__init__(transport, user_url_transport)
         self.pace_s = pace_s
 
     def complete(self, target, body, timeout, deadline=None):

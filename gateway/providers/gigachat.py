@@ -29,8 +29,8 @@ class GigaChatAdapter(ProviderAdapter):
                       "parallel_tool_calls", "reasoning_effort", "user", "service_tier", "prediction")
     refused_fields = ("logprobs", "top_logprobs")
 
-    def __init__(self, session=None, user_url_session=None):
-        super().__init__(session, user_url_session)
+    def __init__(self, transport=None, user_url_transport=None):
+        super().__init__(transport, user_url_transport)
         self._tokens = {}                  # key fingerprint -> (access token, expires at, epoch seconds)
         self._lock = threading.Lock()
 

@@ -86,9 +86,9 @@ class OpenAICompatAdapter(ProviderAdapter):
                 (name, value) for name, values in fields for value in values], "files": {"file": body["file"]}}
         else:
             request = {"json": {"model": target.model.upstream_name, **dict(fields)}}
-        response = self._post(f"{target.base_url}/{endpoint}", timeout, session=self._session_for(target),
+        response = self._post(f"{target.base_url}/{endpoint}", timeout, via=self._transport_for(target),
                               headers=self._headers(target), **request)
-        content_type = response.headers.get("Content-Type") or "application/octet-stream"
+        content_type = response.header("Content-Type") or "application/octet-stream"
         if content_type.startswith("application/json"):
             return Relayed(None, content_type, self._read_json(response, deadline))
         try:

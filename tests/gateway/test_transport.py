@@ -1,14 +1,17 @@
 """The upstream transport (gateway.transport): proxies read from the environment once at
 start, NO_PROXY honoured, never a proxy for users' URLs, no cookie kept from one call to the next, URLs
 and pools found once yet each call sent where it goes, with its own TLS setting, in one write, never on a
-connection the upstream closed, and failures classified as before."""
+connection the upstream closed, a compressed answer read, a header that could end the request's head
+refused, and failures classified by where they happened."""
 import datetime
+import gzip
 import ipaddress
 import json
 import logging
 import socket
 import ssl
 import threading
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
@@ -18,10 +21,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from gateway import config as gateway_config, errors, new_session, user_url_session
+from gateway import config as gateway_config, errors, transport
 from gateway.errors import UpstreamError
 from gateway.providers.base import Target
-from gateway.transport import UpstreamAdapter, post
+from gateway.transport import Transport
 from gateway.providers.openai_compat import OpenAICompatAdapter
 from fake_upstream import Fault, FakeUpstream
 from helpers import gateway_config as config_for
@@ -47,9 +50,9 @@ def target(base_url, key=None):
     return Target(provider, settings.models["m1"], key or provider.keys[0])
 
 
-def call(session, base_url, key=None, users_session=None, timeout=(1, 5)):
-    """A chat call to `target(base_url, key)`."""
-    return OpenAICompatAdapter(session, users_session).complete(target(base_url, key), BODY, timeout)
+def call(operators, base_url, key=None, users=None, timeout=(1, 5)):
+    """A chat call to `target(base_url, key)` through the `operators` transport (and the `users` one)."""
+    return OpenAICompatAdapter(operators, users).complete(target(base_url, key), BODY, timeout)
 
 
 ANSWER = (b'{"id": "c", "object": "chat.completion", "created": 0, "model": "m1", "choices": [{"index": 0,'
@@ -73,10 +76,9 @@ class Answering(BaseHTTPRequestHandler):
 
 
 def test_proxy_from_the_environment_at_start_carries_operator_calls(environment, upstream):
-    """HTTP_PROXY set when the session is made: the call goes through it (here the fake upstream acts as the proxy)."""
+    """HTTP_PROXY set when the transport is made: the call goes through it (the fake upstream acts as the proxy)."""
     environment.setenv("HTTP_PROXY", upstream.url)
-    session = new_session()
-    call(session, "http://upstream.invalid")
+    call(Transport(), "http://upstream.invalid")
     assert upstream.requests[-1].path == "http://upstream.invalid/v1/chat/completions"   # a proxy's absolute form
 
 
@@ -84,26 +86,35 @@ def test_no_proxy_hosts_are_called_directly(environment, upstream):
     environment.setenv("https_proxy", f"http://127.0.0.1:{free_port()}")    # nothing listens there
     environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
     environment.setenv("NO_PROXY", "localhost,127.0.0.0/8")
-    call(new_session(), upstream.url)
+    call(Transport(), upstream.url)
     assert upstream.requests[-1].path == "/v1/chat/completions"
+
+
+def test_a_socks_proxy_is_left_out_with_a_warning_not_spoken_to_as_http(environment, upstream, caplog):
+    environment.setenv("ALL_PROXY", f"socks5://127.0.0.1:{free_port()}")      # nothing listens there
+    with caplog.at_level(logging.WARNING, logger="gateway.transport"):
+        operators = Transport()
+    call(operators, upstream.url)
+    assert upstream.requests[-1].path == "/v1/chat/completions"
+    assert "ALL_PROXY is not an http:// proxy (SOCKS is not supported): ignored" in caplog.text
 
 
 def test_environment_is_read_once_not_per_call(environment, upstream):
     """A variable set after start changes nothing: no environment lookups on each call."""
-    session = new_session()
+    operators = Transport()
     environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
-    call(session, upstream.url)
+    call(operators, upstream.url)
     assert upstream.requests[-1].path == "/v1/chat/completions"
 
 
 def test_users_urls_never_go_through_a_proxy(environment, upstream):
     """Behind a proxy the SSRF guard could not see where a connection went: users' URLs are called directly."""
     environment.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
-    users = user_url_session(("127.0.0.1",))
-    operators = new_session()
+    users = Transport(allowlist=("127.0.0.1",))
+    operators = Transport()
     call(operators, upstream.url, gateway_config.ProviderKey("pk_1", "user-key", base_url=upstream.url + "/v1"), users)
     assert upstream.requests[-1].key == "user-key"
-    with pytest.raises(UpstreamError):                  # the operator's session does use the (dead) proxy
+    with pytest.raises(UpstreamError):                  # the operator's transport does use the (dead) proxy
         call(operators, upstream.url)
 
 
@@ -125,42 +136,40 @@ def test_cookies_an_upstream_sets_are_never_sent_again():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        session = new_session()
+        operators = Transport()
         for _ in range(2):
-            call(session, f"http://127.0.0.1:{server.server_address[1]}")
+            call(operators, f"http://127.0.0.1:{server.server_address[1]}")
     finally:
         server.shutdown()
         server.server_close()
     assert seen == [None, None]
 
 
-def stream_to_the_end(session, base_url):
-    stream = OpenAICompatAdapter(session).open_stream(target(base_url), {**BODY, "stream": True}, (1, 5))
+def stream_to_the_end(operators, base_url):
+    stream = OpenAICompatAdapter(operators).open_stream(target(base_url), {**BODY, "stream": True}, (1, 5))
     chunks = list(stream.chunks)
     stream.close()
     return chunks
 
 
-def test_a_stream_read_to_its_end_gives_its_connection_back_for_the_next(upstream, caplog):
+def test_a_stream_read_to_its_end_gives_its_connection_back_for_the_next(upstream):
     """A stream stops at its last event, before its body's end (the chunked terminator): that end is read
     too, so the connection goes back to the pool open, and ten streams need one connection, not ten (a
-    name lookup in gevent's thread pool and a handshake each; urllib3 logs a reconnection as a reset)."""
-    session = new_session()
-    with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
-        for _ in range(10):
-            assert stream_to_the_end(session, upstream.url)
-    opened = [r.message for r in caplog.records if "Starting new" in r.message or "Resetting dropped" in r.message]
-    assert len(opened) == 1, opened
+    name lookup and a handshake each)."""
+    operators = Transport()
+    for _ in range(10):
+        assert stream_to_the_end(operators, upstream.url)
+    assert upstream.connections == 1
 
 
 def test_each_url_and_query_goes_where_it_says_though_prepared_once(upstream):
-    """URLs are prepared once and remembered, per URL and query: each call still goes to its own."""
-    session = new_session()
+    """URLs are taken apart once and remembered, per URL and query: each call still goes to its own."""
+    operators = Transport()
     gemini = f"{upstream.url}/v1beta/models/m1:streamGenerateContent"
     contents = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     for params in ({"alt": "sse"}, None, {"alt": "sse"}):
-        post(session, gemini, (1, 5), json=contents, params=params).close()
-    post(session, f"{upstream.url}/v1/chat/completions", (1, 5), json=BODY).close()
+        operators.post(gemini, (1, 5), json=contents, params=params).close()
+    operators.post(f"{upstream.url}/v1/chat/completions", (1, 5), json=BODY).close()
     assert [r.path for r in upstream.requests] == ["/v1beta/models/m1:streamGenerateContent?alt=sse",
                                                    "/v1beta/models/m1:streamGenerateContent",
                                                    "/v1beta/models/m1:streamGenerateContent?alt=sse",
@@ -170,31 +179,32 @@ def test_each_url_and_query_goes_where_it_says_though_prepared_once(upstream):
 
 def test_a_refused_connection_is_an_endpoint_never_reached():
     with pytest.raises(UpstreamError) as refused:
-        call(new_session(), f"http://127.0.0.1:{free_port()}")
+        call(Transport(), f"http://127.0.0.1:{free_port()}")
     assert (refused.value.kind, refused.value.endpoint) == (errors.TRANSIENT, True)
-    assert "connection failed (ConnectionError)" in refused.value.message
+    assert "connection failed (ConnectionRefusedError)" in refused.value.message
 
 
 def test_a_connection_cut_after_the_request_went_out_is_not_the_endpoints_fault(upstream):
     upstream.script(Fault.reset())
     with pytest.raises(UpstreamError) as cut:
-        call(new_session(), upstream.url)
+        call(Transport(), upstream.url)
     assert (cut.value.kind, cut.value.endpoint) == (errors.TRANSIENT, False)
 
 
 def test_an_answer_slower_than_the_read_timeout_is_a_timeout(upstream):
     upstream.script(Fault.slow(2))
     with pytest.raises(UpstreamError) as slow:
-        call(new_session(), upstream.url, timeout=(1, 0.3))
+        call(Transport(), upstream.url, timeout=(1, 0.3))
     assert (slow.value.kind, slow.value.endpoint, slow.value.message) == (errors.TIMEOUT, False, "upstream timed out")
 
 
-def test_an_adapter_keeping_fewer_pools_than_upstreams_still_reaches_each(upstream):
-    """The adapter keeps one pool here, and remembers as few: each upstream is still called where it is."""
-    session = new_session(adapter=UpstreamAdapter(pool_connections=1, pool_maxsize=4, max_retries=0))
+def test_a_transport_keeping_fewer_pools_than_upstreams_still_reaches_each(upstream, monkeypatch):
+    """The transport keeps one pool here: each upstream is still called where it is."""
+    monkeypatch.setattr(transport, "MOST_POOLS", 1)
+    operators = Transport()
     with FakeUpstream() as other:
         for base_url in (upstream.url, other.url, upstream.url):
-            assert call(session, base_url)["choices"]
+            assert call(operators, base_url)["choices"]
         assert len(other.requests) == 1
     assert len(upstream.requests) == 2
 
@@ -226,10 +236,10 @@ def two_calls_to_a_bare_socket(close_after_each):
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    session = new_session()
+    operators = Transport()
     with listener:
         for _ in range(2):
-            assert call(session, f"http://127.0.0.1:{listener.getsockname()[1]}")["choices"]
+            assert call(operators, f"http://127.0.0.1:{listener.getsockname()[1]}")["choices"]
         server.join(5)
     return first_reads, len(accepted)
 
@@ -242,6 +252,20 @@ def test_the_request_arrives_whole_in_one_read():
         head, _, body = request.partition(b"\r\n\r\n")
         assert json.loads(body)["model"] == "m1"
         assert f"content-length: {len(body)}".encode() in head.lower()
+
+
+def test_a_kept_alive_connection_is_reused_past_1024_open_descriptors():
+    """A busy worker holds more than 1024 descriptors: a kept-alive connection past that number is still
+    seen alive and reused (select(2) cannot see past 1024 and would take it as dead: a new connection each call)."""
+    resource = pytest.importorskip("resource")
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1200:
+        pytest.skip("this machine allows fewer than 1200 open descriptors")
+    held = [socket.socket() for _ in range(1100)]
+    try:
+        assert two_calls_to_a_bare_socket(close_after_each=False)[1] == 1
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def test_a_pooled_connection_the_upstream_closed_is_not_reused():
@@ -284,8 +308,7 @@ def test_each_call_is_verified_with_its_own_ca_bundle(tls_upstream):
     """Pools are found once per URL and TLS setting: the same URL called with the system's CAs fails the
     handshake (an endpoint never reached), with its CA bundle succeeds, and with the system's CAs fails again."""
     url, bundle = tls_upstream
-    session = new_session()
-    adapter = OpenAICompatAdapter(session)
+    adapter = OpenAICompatAdapter(Transport())
     for verify, succeeds in ((True, False), (bundle, True), (True, False), (bundle, True)):
         if succeeds:
             assert adapter._read_json(adapter._post(url, (1, 5), json=BODY, verify=verify))["choices"]
@@ -293,4 +316,21 @@ def test_each_call_is_verified_with_its_own_ca_bundle(tls_upstream):
             with pytest.raises(UpstreamError) as refused:
                 adapter._post(url, (1, 5), json=BODY, verify=verify)
             assert (refused.value.kind, refused.value.endpoint) == (errors.TRANSIENT, True)
-            assert "(SSLError)" in refused.value.message
+            assert "(SSLCertVerificationError)" in refused.value.message
+
+
+def test_a_compressed_answer_is_read_decompressed(upstream):
+    """The transport asks for gzip or deflate, as requests did, and reads what it asked for."""
+    for compress, name in ((gzip.compress, "gzip"), (zlib.compress, "deflate")):
+        upstream.reset()
+        upstream.script(Fault.answer(compress(ANSWER), headers={"Content-Encoding": name}))
+        assert call(Transport(), upstream.url)["choices"][0]["message"]["content"] == "hi"
+        assert "gzip" in upstream.requests[-1].headers["accept-encoding"]
+
+
+def test_a_header_that_could_end_the_head_early_is_refused_and_nothing_is_sent(upstream):
+    """A line break in a key would let it add headers, or a request, of its own: the call is refused."""
+    with pytest.raises(UpstreamError) as refused:
+        call(Transport(), upstream.url, gateway_config.ProviderKey("pk_1", "sk-a\r\nX-Injected: 1"))
+    assert refused.value.kind == errors.AUTH
+    assert upstream.requests == [] and upstream.connections == 0

@@ -55,7 +55,7 @@ def test_a_stored_embedded_inward_address_is_not_called(gateway, upstream, addre
 
 @pytest.mark.parametrize("address, embedded", INWARD)
 def test_a_connection_that_reached_an_embedded_inward_address_is_refused(address, embedded):
-    """The connect-time peer check (`user_url_adapter`) applies the same rule to the socket's peer."""
+    """The connect-time check (the users' transport) applies the same rule to the address a connection would reach."""
     with pytest.raises(ssrf.UnsafeURL):
         ssrf.check_address(address, "rebound.example")
 
