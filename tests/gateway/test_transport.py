@@ -3,6 +3,7 @@ start, NO_PROXY honoured, never a proxy for users' URLs, no cookie kept from one
 and pools found once yet each call sent where it goes, with its own TLS setting, in one write, never on a
 connection the upstream closed, a compressed answer read, a header that could end the request's head
 refused, and failures classified by where they happened."""
+import contextlib
 import datetime
 import gzip
 import ipaddress
@@ -317,6 +318,56 @@ def test_each_call_is_verified_with_its_own_ca_bundle(tls_upstream):
                 adapter._post(url, (1, 5), json=BODY, verify=verify)
             assert (refused.value.kind, refused.value.endpoint) == (errors.TRANSIENT, True)
             assert "(SSLCertVerificationError)" in refused.value.message
+
+
+class TunnellingProxy(BaseHTTPRequestHandler):
+    """An HTTP proxy that only tunnels (CONNECT), and notes each tunnel's target and credentials."""
+    tunnels = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_CONNECT(self):
+        self.tunnels.append((self.path, self.headers.get("Proxy-Authorization")))
+        host, port = self.path.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as far:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.flush()
+            relays = [threading.Thread(target=relay, args=pair, daemon=True)
+                      for pair in ((self.connection, far), (far, self.connection))]
+            for thread in relays:
+                thread.start()
+            relays[1].join(5)
+        self.close_connection = True
+
+
+def relay(source, sink):
+    """Bytes from `source` to `sink` until either side hangs up."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+
+
+def test_an_https_upstream_is_reached_through_the_proxy_in_a_tunnel(environment, tls_upstream):
+    """HTTPS_PROXY: the call goes through a CONNECT tunnel (with the proxy's credentials), and TLS is
+    checked end to end against the upstream's own certificate, not the proxy's."""
+    url, bundle = tls_upstream
+    TunnellingProxy.tunnels = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), TunnellingProxy)
+    proxy.daemon_threads = True
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        environment.setenv("HTTPS_PROXY", f"http://gw:secret@127.0.0.1:{proxy.server_address[1]}")
+        answer = OpenAICompatAdapter(Transport())._post(url, (1, 5), json=BODY, verify=bundle)
+        assert answer.status == 200 and json.loads(b"".join(answer.pieces()))["choices"]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    [(target, credentials)] = TunnellingProxy.tunnels
+    assert target == url.split("/")[2]
+    assert credentials == "Basic Z3c6c2VjcmV0"          # gw:secret
 
 
 def test_a_compressed_answer_is_read_decompressed(upstream):
