@@ -6,8 +6,10 @@ is the newest row's seq minus the oldest young row's, plus one: two index lookup
 the limit. A request's limits are counted in one write transaction (BEGIN IMMEDIATE, waited out
 with a sleep gevent can switch away from): one statement looks at every window, and only when all
 have room are the rows taken, in one more, so the workers of an instance share one exact count and
-a request takes an entry in all of its windows or in none. That is one lock and five statements a
-request, whatever its number of limits: the lock and the commit are most of the cost.
+a request takes an entry in all of its windows or in none. That is five statements a request,
+whatever its number of limits; the lock and the commit, most of the cost, are shared: the requests
+of a worker that ask at once queue, and whoever finds the file free counts them all, one after the
+other in the order they came, in one transaction.
 
 Times are `time.time()`, never earlier than a key's newest row (so seq and at agree). Commits are
 not synced to disk: after a crash of the machine a few requests may be forgotten, never wrongly
@@ -20,6 +22,7 @@ import functools
 import sqlite3
 import threading
 import time
+from collections import deque
 
 from gateway.sqlitelock import waiting
 
@@ -38,6 +41,7 @@ class InstanceFile:
                                           "at REAL NOT NULL, expires_at REAL NOT NULL, PRIMARY KEY (key, at, seq)) "
                                           "WITHOUT ROWID"))
         self._lock = threading.Lock()
+        self._asking = deque()          # [limits, result]: the takes queued for the next transaction
         self._swept_at = 0.0
 
     def take(self, limits):
@@ -46,15 +50,26 @@ class InstanceFile:
         :return: (taken, looks, now): looks[i] is (entries in the window of limits[i] before this
             request, time of its oldest one or `now`), up to the refusing limit when not taken.
         """
+        asked = [limits, None]
+        self._asking.append(asked)
         with self._lock:
-            waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
-            try:
-                result = self._take(limits)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            return result
+            if asked[1] is None:        # not counted by the one who held the lock before: count all queued
+                time.sleep(0)           # let the requests that are ready to ask queue up: a bigger batch
+                self._count_queued(asked)
+        return asked[1]
+
+    def _count_queued(self, mine):
+        batch = [self._asking.popleft() for _ in range(len(self._asking))]
+        waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
+        try:
+            results = [self._take(limits) for limits, _ in batch]
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._asking.extend(asked for asked in batch if asked is not mine)     # counted again by their callers
+            raise
+        for asked, result in zip(batch, results):
+            asked[1] = result
 
     def _take(self, limits):
         now = self.clock()

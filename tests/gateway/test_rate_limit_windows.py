@@ -3,6 +3,8 @@ exact counts, a request counted against all of its limits or none, refused reque
 entry, and one count for every process on one instance file. The HTTP side is tests/api/test_rate_limits.py."""
 import multiprocessing
 import sqlite3
+import threading
+import time
 
 import pytest
 from limits import RateLimitItemPerHour, RateLimitItemPerMinute, RateLimitItemPerSecond
@@ -147,3 +149,62 @@ def test_processes_racing_on_one_file_take_exactly_the_limit_in_every_window(tmp
     assert sum(counted) == 300
     taken, looks, _ = InstanceFile(path).take([roomy])
     assert taken and looks[0][0] == 300
+
+
+def queue_behind_the_lock(windows, count, take):
+    """`count` threads that each `take()` on `windows`, all queued while the test holds the file's lock;
+    returns them (started) once they all wait, and what each got (a result or the error it raised)."""
+    got = {}
+
+    def ask(n):
+        try:
+            got[n] = take()
+        except Exception as exc:            # the error is what this caller sees
+            got[n] = exc
+
+    threads = [threading.Thread(target=ask, args=(n,), daemon=True) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(windows._asking) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(windows._asking) == count
+    return threads, got
+
+
+def test_requests_asking_at_once_share_one_transaction_and_are_counted_exactly(tmp_path):
+    """Eight requests queue while the file is busy; whoever gets it next counts all eight, in the order
+    they came, in one transaction: five are taken, three refused, and one BEGIN was written."""
+    windows, limit = InstanceFile(str(tmp_path / "x")), per_minute(5, "key", "1")
+    begun = []
+    windows._db.set_trace_callback(lambda statement: statement.startswith("BEGIN") and begun.append(statement))
+    with windows._lock:
+        threads, got = queue_behind_the_lock(windows, 8, lambda: windows.take([limit]))
+    for thread in threads:
+        thread.join(5)
+    assert sorted(result[0] for result in got.values()) == [False] * 3 + [True] * 5
+    assert sorted(result[1][0][0] for result in got.values() if result[0]) == [0, 1, 2, 3, 4]
+    assert len(begun) == 1 and rows(tmp_path / "x") == 5
+
+
+def test_a_transaction_that_fails_fails_only_its_own_caller_the_others_count_again(tmp_path, monkeypatch):
+    """The first count of a shared transaction fails (say, the disk): it is rolled back, its caller sees
+    the error, and the other requests of that transaction are counted afterwards, none lost or doubled."""
+    windows, limit = InstanceFile(str(tmp_path / "x")), per_minute(10, "key", "1")
+    real_take, calls = windows._take, []
+
+    def failing_once(limits):
+        calls.append(limits)
+        if len(calls) == 2:                 # inside the shared transaction, after one count was made
+            raise sqlite3.OperationalError("disk I/O error")
+        return real_take(limits)
+
+    monkeypatch.setattr(windows, "_take", failing_once)
+    with windows._lock:
+        threads, got = queue_behind_the_lock(windows, 3, lambda: windows.take([limit]))
+    for thread in threads:
+        thread.join(5)
+    errors = [result for result in got.values() if isinstance(result, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], sqlite3.OperationalError)
+    assert sorted(result[0] for result in got.values() if not isinstance(result, Exception)) == [True, True]
+    assert rows(tmp_path / "x") == 2
