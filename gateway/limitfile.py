@@ -60,12 +60,13 @@ class InstanceFile:
 
     def _count_queued(self, mine):
         batch = [self._asking.popleft() for _ in range(len(self._asking))]
-        waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
         try:
+            waiting(lambda: self._db.execute("BEGIN IMMEDIATE"))
             results = [self._take(limits) for limits, _ in batch]
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             self._asking.extend(asked for asked in batch if asked is not mine)     # counted again by their callers
             raise
         for asked, result in zip(batch, results):

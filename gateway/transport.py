@@ -76,10 +76,9 @@ class Transport:
     refused too), and no proxy is used (behind one the gateway could not see where a connection went).
     """
 
-    def __init__(self, proxies=True, allowlist=None, pool_size=POOL_SIZE):
+    def __init__(self, allowlist=None):
         self.allowlist = None if allowlist is None else tuple(allowlist)
-        self.proxies, self.no_proxy = _proxies_from_environment() if proxies and allowlist is None else ({}, "")
-        self.pool_size = pool_size
+        self.proxies, self.no_proxy = _proxies_from_environment() if allowlist is None else ({}, "")
         self._pools = {}
 
     def post(self, url, timeout, headers=None, verify=True, params=None, json=None, data=None, files=None):
@@ -123,7 +122,7 @@ class Transport:
         if pool is None:
             if len(self._pools) >= MOST_POOLS:
                 del self._pools[next(iter(self._pools))]
-            pool = self._pools[key] = _new_pool(where, verify, connect_timeout, proxy, self.allowlist, self.pool_size)
+            pool = self._pools[key] = _new_pool(where, verify, connect_timeout, proxy, self.allowlist)
         return pool
 
 
@@ -361,8 +360,8 @@ class _TLSPool(_Checked, SSLConnectionPool):
     pass
 
 
-def _new_pool(where, verify, connect_timeout, proxy, allowlist, size):
-    options = dict(size=size, connection_timeout=connect_timeout, network_timeout=connect_timeout)
+def _new_pool(where, verify, connect_timeout, proxy, allowlist):
+    options = dict(size=POOL_SIZE, connection_timeout=connect_timeout, network_timeout=connect_timeout)
     if proxy is not None:
         options.update(use_proxy=True, proxy_user=proxy.user, proxy_password=proxy.password)
     connect_to = (proxy.host, proxy.port) if proxy is not None else (where.host, where.port)
