@@ -206,10 +206,14 @@ def _where(url, params):
     host_header = bracketed if parts.port in (None, 80 if parts.scheme == "http" else 443) else f"{bracketed}:{port}"
     authorization = None
     if parts.username is not None:
-        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        authorization = "Basic " + base64.b64encode(credentials.encode("latin-1")).decode("ascii")
+        authorization = _basic(urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
     return _Where(parts.scheme, host, port, target, f"{parts.scheme}://{host_header}{target}", host_header,
                   authorization)
+
+
+def _basic(user, password):
+    """The Basic credentials of an Authorization or Proxy-Authorization header."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode("latin-1")).decode("ascii")
 
 
 def _encode(json, data, files):
@@ -291,9 +295,7 @@ def _proxy(url):
         return None
     user = urllib.parse.unquote(parts.username) if parts.username is not None else None
     password = urllib.parse.unquote(parts.password) if parts.password is not None else None
-    authorization = None
-    if user is not None:
-        authorization = "Basic " + base64.b64encode(f"{user}:{password or ''}".encode("latin-1")).decode("ascii")
+    authorization = _basic(user, password or "") if user is not None else None
     return _Proxy(parts.hostname, parts.port or 80, user, password, authorization)
 
 

@@ -41,7 +41,7 @@ class HttpCall:
     url: str
     headers: dict
     json: dict
-    params: dict | None = None    # requests spends a costly type check on an empty dict, none on None
+    params: dict | None = None
     verify: object = True         # True, or the path of a CA bundle (never False)
 
 

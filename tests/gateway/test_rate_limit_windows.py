@@ -152,13 +152,13 @@ def test_processes_racing_on_one_file_take_exactly_the_limit_in_every_window(tmp
 
 
 def queue_behind_the_lock(windows, count, take):
-    """`count` threads that each `take()` on `windows`, all queued while the test holds the file's lock;
+    """`count` threads, the nth calling `take(n)` on `windows`, all queued while the test holds the file's lock;
     returns them (started) once they all wait, and what each got (a result or the error it raised)."""
     got = {}
 
     def ask(n):
         try:
-            got[n] = take()
+            got[n] = take(n)
         except Exception as exc:            # the error is what this caller sees
             got[n] = exc
 
@@ -179,7 +179,7 @@ def test_requests_asking_at_once_share_one_transaction_and_are_counted_exactly(t
     begun = []
     windows._db.set_trace_callback(lambda statement: statement.startswith("BEGIN") and begun.append(statement))
     with windows._lock:
-        threads, got = queue_behind_the_lock(windows, 8, lambda: windows.take([limit]))
+        threads, got = queue_behind_the_lock(windows, 8, lambda n: windows.take([limit]))
     for thread in threads:
         thread.join(5)
     assert sorted(result[0] for result in got.values()) == [False] * 3 + [True] * 5
@@ -201,10 +201,24 @@ def test_a_transaction_that_fails_fails_only_its_own_caller_the_others_count_aga
 
     monkeypatch.setattr(windows, "_take", failing_once)
     with windows._lock:
-        threads, got = queue_behind_the_lock(windows, 3, lambda: windows.take([limit]))
+        threads, got = queue_behind_the_lock(windows, 3, lambda n: windows.take([limit]))
     for thread in threads:
         thread.join(5)
     errors = [result for result in got.values() if isinstance(result, Exception)]
     assert len(errors) == 1 and isinstance(errors[0], sqlite3.OperationalError)
     assert sorted(result[0] for result in got.values() if not isinstance(result, Exception)) == [True, True]
     assert rows(tmp_path / "x") == 2
+
+
+
+def test_one_users_full_window_refuses_none_of_anothers_in_the_same_transaction(tmp_path):
+    """Two users' requests counted in one shared transaction: the first user's limit of one refuses
+    their other three, and the second user, with room for five, has all four taken."""
+    windows = InstanceFile(str(tmp_path / "x"))
+    users = [per_minute(1, "user", "1"), per_minute(5, "user", "2")] * 4
+    with windows._lock:
+        threads, got = queue_behind_the_lock(windows, len(users), lambda n: windows.take([users[n]]))
+    for thread in threads:
+        thread.join(5)
+    taken = {user: sorted(got[n][0] for n in got if users[n] is user) for user in users[:2]}
+    assert taken == {users[0]: [False, False, False, True], users[1]: [True] * 4}

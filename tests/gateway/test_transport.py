@@ -56,6 +56,21 @@ def call(operators, base_url, key=None, users=None, timeout=(1, 5)):
     return OpenAICompatAdapter(operators, users).complete(target(base_url, key), BODY, timeout)
 
 
+@contextlib.contextmanager
+def serving(handler, tls=None):
+    """`handler` served on 127.0.0.1 by a threaded server (over TLS with the `tls` context); yields its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 ANSWER = (b'{"id": "c", "object": "chat.completion", "created": 0, "model": "m1", "choices": [{"index": 0,'
           b' "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]}')
 
@@ -134,15 +149,10 @@ def test_cookies_an_upstream_sets_are_never_sent_again():
             super().send_response(code, message)
             self.send_header("Set-Cookie", "session=tenant-a; Path=/")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serving(Handler) as port:
         operators = Transport()
         for _ in range(2):
-            call(operators, f"http://127.0.0.1:{server.server_address[1]}")
-    finally:
-        server.shutdown()
-        server.server_close()
+            call(operators, f"http://127.0.0.1:{port}")
     assert seen == [None, None]
 
 
@@ -296,13 +306,8 @@ def tls_upstream(tmp_path):
                                            serialization.NoEncryption()))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(bundle, key_file)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answering)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_address[1]}/v1/chat/completions", str(bundle)
-    server.shutdown()
-    server.server_close()
+    with serving(Answering, tls=context) as port:
+        yield f"https://127.0.0.1:{port}/v1/chat/completions", str(bundle)
 
 
 def test_each_call_is_verified_with_its_own_ca_bundle(tls_upstream):
@@ -355,18 +360,12 @@ def test_an_https_upstream_is_reached_through_the_proxy_in_a_tunnel(environment,
     checked end to end against the upstream's own certificate, not the proxy's."""
     url, bundle = tls_upstream
     TunnellingProxy.tunnels = []
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), TunnellingProxy)
-    proxy.daemon_threads = True
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    try:
-        environment.setenv("HTTPS_PROXY", f"http://gw:secret@127.0.0.1:{proxy.server_address[1]}")
+    with serving(TunnellingProxy) as port:
+        environment.setenv("HTTPS_PROXY", f"http://gw:secret@127.0.0.1:{port}")
         answer = OpenAICompatAdapter(Transport())._post(url, (1, 5), json=BODY, verify=bundle)
         assert answer.status == 200 and json.loads(b"".join(answer.pieces()))["choices"]
-    finally:
-        proxy.shutdown()
-        proxy.server_close()
-    [(target, credentials)] = TunnellingProxy.tunnels
-    assert target == url.split("/")[2]
+    [(tunnelled_to, credentials)] = TunnellingProxy.tunnels
+    assert tunnelled_to == url.split("/")[2]
     assert credentials == "Basic Z3c6c2VjcmV0"          # gw:secret
 
 
