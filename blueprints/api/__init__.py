@@ -1,6 +1,5 @@
 """The OpenAI-compatible API under /v1: JSON only, Bearer/x-api-key auth, OpenAI error shape."""
 import math
-import uuid
 
 from flask import Blueprint, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -8,6 +7,7 @@ from werkzeug.exceptions import HTTPException
 from gateway import jsonbody
 from gateway.errors import GatewayError
 from gateway.shapes import error_body
+from models.request_log import new_request_id
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
@@ -22,7 +22,7 @@ def read_json_body():
 
 @bp.before_request
 def assign_request_id():
-    g.request_id = uuid.uuid4().hex
+    g.request_id = new_request_id()
 
 
 @bp.after_request

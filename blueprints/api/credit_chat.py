@@ -1,5 +1,4 @@
 """POST /api/v1/chat[?batch=1] — seed 003's flat-priced chat, with its own response and error shapes."""
-import uuid
 
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -11,6 +10,7 @@ from blueprints.api.records import Turn
 from gateway import pricing, validation
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.shapes import completion_out
+from models.request_log import new_request_id
 
 bp = Blueprint("credit_chat", __name__, url_prefix="/api/v1")
 DEFAULT_MAX_TOKENS = 150
@@ -18,7 +18,7 @@ DEFAULT_MAX_TOKENS = 150
 
 @bp.before_request
 def assign_request_id():
-    g.request_id = uuid.uuid4().hex
+    g.request_id = new_request_id()
 
 
 @bp.errorhandler(GatewayError)

@@ -1,6 +1,5 @@
 """POST /v1/messages and /v1/messages/count_tokens: Anthropic Messages in and out, routed to any
 provider like chat."""
-import uuid
 
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -12,13 +11,14 @@ from blueprints.api.records import Turn, current_gateway, routable, settled
 from gateway import anthropic_api, pricing
 from gateway.affinity import conversation_key
 from gateway.errors import GatewayError
+from models.request_log import new_request_id
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 
 
 @bp.before_request
 def assign_request_id():
-    g.request_id = uuid.uuid4().hex
+    g.request_id = new_request_id()
 
 
 @bp.after_request

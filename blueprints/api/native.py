@@ -5,7 +5,6 @@ the same key priority, failover, billing and request log as /v1/chat/completions
 """
 import base64
 import time
-import uuid
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -16,6 +15,7 @@ from blueprints.api.records import Turn
 from blueprints.health_detail import system_stats
 from gateway import validation
 from gateway.errors import GatewayError
+from models.request_log import new_request_id
 
 bp = Blueprint("native", __name__, url_prefix="/api/v1")
 detail_api(bp, public=("health",))
@@ -28,7 +28,7 @@ DEFAULT_VISION_PROMPT = "Extract all text visible in this image. Answer with the
 
 @bp.before_request
 def assign_request_id():
-    g.request_id = uuid.uuid4().hex
+    g.request_id = new_request_id()
 
 
 @bp.post("/chat/generate-text")

@@ -9,7 +9,6 @@ tell an answer whose worker died (LOST_AFTER_S without a beat) from a slow one.
 """
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -22,6 +21,7 @@ from extensions import begin_write, db
 from gateway.errors import GatewayError, StreamInterrupted
 from models import UserProviderKey
 from models.conversation import DONE, FAILED, STOPPED, ChatMessage
+from models.request_log import new_request_id
 from models.user import utcnow
 
 FLUSH_S = 0.2           # how often the growing text is written (and Stop looked for) while chunks come
@@ -126,7 +126,7 @@ def _generate(app, message_id, caller, body, conversation):
     """Its own request context (the POST's is gone; a browser chat brings no provider-key headers)."""
     try:
         with app.test_request_context():
-            g.request_id = uuid.uuid4().hex
+            g.request_id = new_request_id()
             _answer(message_id, caller, body, conversation)
     except Exception:                  # noqa: BLE001  (a background thread has no one else to tell)
         app.logger.exception("chat answer %s failed", message_id)

@@ -1,4 +1,5 @@
 """Fallback, key failover, retries and circuit breakers, proven from the fake upstream's own log."""
+import re
 import time
 
 import pytest
@@ -247,3 +248,15 @@ def test_request_log_records_every_attempt(make_app, upstream):
     assert (row.model, row.provider, row.status) == ("m1", "openai", 200)
     assert (row.prompt_tokens, row.completion_tokens) == upstream.usage
     assert "key-a" not in str(row.attempts)
+
+
+def test_request_ids_are_unique_and_ordered_by_time(make_app, upstream):
+    """Request ids sort in the order the requests came (so the indexes on them grow at one edge)."""
+    client, headers = gateway_for(make_app, upstream, ["m1"])
+    ids = []
+    for _ in range(3):
+        ids.append(chat(client, headers).headers["X-Request-ID"])
+        time.sleep(0.002)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", request_id) for request_id in ids)
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert abs(int(ids[0][:12], 16) / 1000 - time.time()) < 60      # its head is the time it was made, in ms
