@@ -11,9 +11,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import commands
 import dbmigrate
 from blueprints import cors, register_blueprints
+from blueprints.json_answers import JSONAnswers
 from config import Config, ensure_instance_secrets
 from extensions import SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
-from gateway import Gateway
+from gateway import Gateway, fastjson
 from gateway import config as gateway_config
 from gateway.ratelimits import RateLimits
 from gateway.vault import Vault
@@ -31,6 +32,7 @@ def create_app(test_config=None):
     app = Flask(__name__, instance_path=os.environ.get("GATEWAY_INSTANCE_PATH") or None,
                 instance_relative_config=True)
     app.config.from_object(Config)
+    app.json = JSONAnswers(app)
     app.json.sort_keys = False
     app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "gateway.sqlite")
     if test_config is None:
@@ -41,6 +43,7 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     _trust_proxies(app)
     os.makedirs(app.instance_path, exist_ok=True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"json_serializer": fastjson.text, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
     if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**SERVER_DATABASE_OPTIONS, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
 

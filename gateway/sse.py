@@ -1,5 +1,5 @@
 """One SSE encoder and one spec-following decoder (WHATWG event-stream parsing)."""
-import json
+from gateway import fastjson
 from dataclasses import dataclass
 
 DONE = b"data: [DONE]\n\n"
@@ -14,14 +14,14 @@ class SSEEvent:
 
 def encode_data(payload):
     """`data: <json>` framing used by the OpenAI-compatible stream."""
-    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + fastjson.dumps(payload) + b"\n\n"
 
 
 def encode_event(event, data, event_id=None):
     """A named event; every line of `data` gets its own `data:` line, as the spec requires.
     An `event_id` is what the browser sends back as `Last-Event-ID` when it reconnects."""
     if not isinstance(data, str):
-        data = json.dumps(data, separators=(",", ":"))
+        data = fastjson.dumps(data).decode()
     lines = "".join(f"data: {line}\n" for line in data.split("\n"))
     id_line = f"id: {event_id}\n" if event_id is not None else ""
     return f"event: {event}\n{id_line}{lines}\n".encode()

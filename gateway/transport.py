@@ -10,7 +10,6 @@ failures named by where they happened, no cookie kept, no redirect followed.
 import base64
 import functools
 import ipaddress
-import json as jsonlib
 import logging
 import re
 import select
@@ -26,7 +25,7 @@ import urllib3
 from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
 from geventhttpclient.response import HTTPParseError, HTTPSocketPoolResponse
 
-from gateway import ssrf
+from gateway import fastjson, ssrf
 
 POOL_SIZE = 1000            # connections per upstream origin: gunicorn's worker_connections, so none waits
 MOST_POOLS = 256            # origins kept; past that the oldest is dropped (users' URLs are many)
@@ -224,10 +223,7 @@ def _encode(json, data, files):
     if data is not None:
         return urllib.parse.urlencode(data, doseq=True).encode(), "application/x-www-form-urlencoded"
     if json is not None:
-        try:
-            return jsonlib.dumps(json, allow_nan=False).encode(), "application/json"
-        except ValueError as exc:              # NaN or Infinity: not JSON
-            raise CallFailed(exc) from None
+        return fastjson.dumps(json), "application/json"
     return b"", None
 
 

@@ -6,11 +6,10 @@ gateway.transport), timeouts, redirect refusal and error classification live her
 """
 import contextlib
 import itertools
-import json
 import time
 from dataclasses import dataclass
 
-from gateway import answers, errors, ssrf, transport
+from gateway import answers, errors, fastjson, ssrf, transport
 from gateway.native import NATIVE, lost_in_translation, native_of
 from gateway.sse import iter_events
 from gateway.tokens import estimate_prompt
@@ -205,7 +204,7 @@ class ProviderAdapter:
         raw = read_capped(response, MAX_ERROR_BYTES)
         response.close()
         try:
-            payload = json.loads(raw)
+            payload = fastjson.loads(raw)
         except ValueError:
             payload = None
         status = response.status
@@ -219,7 +218,7 @@ class ProviderAdapter:
         finally:
             response.close()
         try:
-            payload = json.loads(raw)
+            payload = fastjson.loads(raw)
         except ValueError:
             raise errors.UpstreamError(errors.TRANSIENT, "upstream answered invalid JSON", response.status) from None
         if not isinstance(payload, dict):
@@ -296,6 +295,6 @@ def _read_the_tail(response, lines):
 def json_event(event):
     """Parse an SSE event's JSON data; malformed data is a broken stream."""
     try:
-        return json.loads(event.data)
+        return fastjson.loads(event.data)
     except ValueError:
         raise errors.UpstreamError(errors.TRANSIENT, "upstream sent a malformed stream event", 200) from None
