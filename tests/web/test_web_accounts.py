@@ -131,6 +131,18 @@ def test_api_routes_stay_csrf_free(app, web, api_key):
     assert response.status_code == 200
 
 
+def test_api_answers_neither_use_nor_set_the_session(app, web, api_key):
+    """/v1 takes keys only: a browser's session cookie sent along is not read, refreshed or varied on."""
+    carol = web("carol")
+    assert carol.get("/keys").status_code == 200
+    response = carol.client.post("/v1/chat/completions", headers={"Authorization": f"Bearer {api_key}"},
+                                 json={"model": "demo-chat", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers and "Cookie" not in response.headers.get("Vary", "")
+    assert carol.client.post("/v1/chat/completions", json={"model": "demo-chat", "messages": []}).status_code == 401
+    assert "Log out carol" in carol.get("/keys").get_data(as_text=True)       # the browser session still works
+
+
 def test_security_headers_on_every_response(app, web, api_key):
     alice = web("alice")
     for response in (alice.get("/chat"), alice.get("/keys"), app.test_client().get("/login"),
