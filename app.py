@@ -43,9 +43,9 @@ def create_app(test_config=None):
         app.config.from_mapping(test_config)
     _trust_proxies(app)
     os.makedirs(app.instance_path, exist_ok=True)
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"json_serializer": fastjson.text, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
-    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**SERVER_DATABASE_OPTIONS, **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
+    server_options = {} if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") else SERVER_DATABASE_OPTIONS
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"json_serializer": fastjson.text, **server_options,
+                                              **app.config["SQLALCHEMY_ENGINE_OPTIONS"]}
 
     settings = app.config["GATEWAY_SETTINGS"] or gateway_config.load(
         app.config["GATEWAY_CONFIG"] or os.path.join(app.instance_path, "gateway.toml"))

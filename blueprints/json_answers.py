@@ -18,6 +18,6 @@ class JSONAnswers(DefaultJSONProvider):
         options = _FLASK_TYPES | (orjson.OPT_SORT_KEYS if self.sort_keys else 0) | orjson.OPT_APPEND_NEWLINE
         try:
             body = orjson.dumps(value, default=self.default, option=options)
-        except TypeError:       # an integer past 64 bits
+        except TypeError:       # what orjson refuses: an integer past 64 bits, a lone surrogate
             return super().response(*args, **kwargs)
         return self._app.response_class(body, mimetype=self.mimetype)

@@ -10,7 +10,7 @@ from gateway import fastjson
 
 
 def test_dumps_takes_what_orjson_refuses_through_the_standard_library():
-    for value in ({"max_tokens": 2 ** 70}, {1: "a"}, {"text": "é", "n": [1, 2.5, None, True]}):
+    for value in ({"max_tokens": 2 ** 70}, {1: "a"}, {"text": "é", "n": [1, 2.5, None, True]}, {"t": "a\ud800b"}):
         assert json.loads(fastjson.dumps(value)) == json.loads(json.dumps(value))
     assert fastjson.dumps({"a": [1, 2]}) == b'{"a":[1,2]}'
 
