@@ -291,7 +291,6 @@ def _read_the_tail(response, lines):
             pass
 
 
-
 def json_event(event):
     """Parse an SSE event's JSON data; malformed data is a broken stream."""
     try:

@@ -210,7 +210,6 @@ def test_a_transaction_that_fails_fails_only_its_own_caller_the_others_count_aga
     assert rows(tmp_path / "x") == 2
 
 
-
 def test_one_users_full_window_refuses_none_of_anothers_in_the_same_transaction(tmp_path):
     """Two users' requests counted in one shared transaction: the first user's limit of one refuses
     their other three, and the second user, with room for five, has all four taken."""
