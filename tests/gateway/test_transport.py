@@ -229,6 +229,7 @@ def two_calls_to_a_bare_socket(close_after_each):
     `close_after_each`, then closes the connection without saying so. Returns each request's first
     read and how many connections the upstream accepted."""
     first_reads, accepted = [], []
+    hung_up = threading.Event()
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve():
@@ -242,6 +243,7 @@ def two_calls_to_a_bare_socket(close_after_each):
             if close_after_each:
                 connection.close()
                 connection = None
+                hung_up.set()
         if connection is not None:
             connection.close()
 
@@ -251,6 +253,9 @@ def two_calls_to_a_bare_socket(close_after_each):
     with listener:
         for _ in range(2):
             assert call(operators, f"http://127.0.0.1:{listener.getsockname()[1]}")["choices"]
+            if close_after_each:            # the next call starts once the hang-up is done, as after an idle spell
+                assert hung_up.wait(5)
+                hung_up.clear()
         server.join(5)
     return first_reads, len(accepted)
 
