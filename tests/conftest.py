@@ -37,6 +37,16 @@ def dispose(app):
         db.engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def instance_folder(tmp_path_factory):
+    """Test apps keep their instance files (such as a server database's health state file, one per
+    test database) in a temp folder, never in the checkout's instance/."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("GATEWAY_INSTANCE_PATH", str(tmp_path_factory.mktemp("instance")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def migrated_sqlite(tmp_path_factory):
     """A SQLite database at the migrations' head, made once: each test starts from a copy.
