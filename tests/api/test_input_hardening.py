@@ -189,6 +189,20 @@ def test_a_valid_surrogate_pair_is_an_ordinary_character():
             jsonbody.parse(raw)
 
 
+@pytest.mark.parametrize("raw", [b'{"n": 18446744073709551616, "m": [-9223372036854775809]}', b"1" * 400,
+                                 b'{"max": 18446744073709551615, "f": 1e300, "g": -2.5e-324}'])
+def test_integers_past_64_bits_and_large_floats_are_decoded_exactly(raw):
+    """orjson reads an integer past 64 bits as a float: such a body is decoded again, exactly."""
+    assert repr(jsonbody.parse(raw)) == repr(json.loads(raw))
+
+
+@pytest.mark.parametrize("raw", ['{"a": "é"}'.encode("utf-16"), '["é"]'.encode("utf-32-le"), b'\xef\xbb\xbf{"a": 1}',
+                                 b'{"a": 1, "a": [2.5, -0.0, 0.1, 1e-7, 123456789.123456789]}', b' {"a": null} \n'])
+def test_a_body_orjson_refuses_or_reads_is_what_the_standard_library_reads(raw):
+    """UTF-16/32 and a byte order mark (orjson refuses them) still decode; numbers and duplicate keys as before."""
+    assert repr(jsonbody.parse(raw)) == repr(json.loads(raw))
+
+
 @pytest.mark.parametrize("raw", [b"NaN", b"[Infinity]", b'{"t": -Infinity}', b"[1e999999]", b"9" * 5000, b"\xff"])
 def test_non_finite_and_oversized_numbers_are_not_json(raw):
     with pytest.raises(BadRequest) as exc:
