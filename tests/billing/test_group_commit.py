@@ -118,3 +118,44 @@ def test_many_threads_each_get_their_own_results_whatever_batches_they_land_in(a
     for thread in threads:
         thread.join(30)
     assert results == {(i, turn): (i, turn) for i in range(40) for turn in range(20)}
+
+
+def joining_while_the_leader_yields(app, monkeypatch, arrivals):
+    """The leader's job ("lead") with `arrivals[i]` more jobs joining the queue during its i-th yield (then
+    none); returns each job's Batch by name and how many times the leader yielded."""
+    committer, batches, joined, yields = app.extensions["group_commit"], {}, [], []
+
+    def run(name):
+        batches[name] = group_commit.run(app, add_user(name))
+
+    def a_yield():
+        for _ in range(arrivals[len(yields)] if len(yields) < len(arrivals) else 0):
+            queued = len(committer._queue)
+            joined.append(threading.Thread(target=run, args=(f"joined{len(joined)}",)))
+            joined[-1].start()
+            while len(committer._queue) == queued:      # it queues behind the leader, who holds the lock
+                time.sleep(0.001)
+        yields.append(True)
+    monkeypatch.setattr(group_commit, "_yield", a_yield)
+    run("lead")
+    for thread in joined:
+        thread.join(10)
+    return batches, len(yields)
+
+
+def test_a_leader_yields_until_no_more_jobs_join_and_takes_them_all(app, monkeypatch):
+    batches, yields = joining_while_the_leader_yields(app, monkeypatch, [2, 1])
+    assert yields == 3                      # two that brought jobs, one that brought none
+    assert len(batches) == 4 and len({id(batch) for batch in batches.values()}) == 1, "one transaction"
+    assert {"lead", "joined0", "joined1", "joined2"} <= usernames(app)
+
+
+def test_a_leader_stops_yielding_after_most_yields_however_fast_jobs_join(app, monkeypatch):
+    batches, yields = joining_while_the_leader_yields(app, monkeypatch, [1] * 10)
+    assert yields == group_commit.MOST_YIELDS
+    assert len({id(batch) for batch in batches.values()}) == 1 and len(batches) == group_commit.MOST_YIELDS + 1
+
+
+def test_a_lone_job_is_led_after_one_yield(app, monkeypatch):
+    batches, yields = joining_while_the_leader_yields(app, monkeypatch, [])
+    assert (yields, list(batches)) == (1, ["lead"])
