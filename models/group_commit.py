@@ -15,7 +15,7 @@ committed, so nothing is answered that is not stored, and a graceful shutdown lo
 lone request leads its own batch after one yield: no timer, no added wait. (Measured on the
 benchmark, 32 connections: the group commit took 18 % of the CPU per request and half the p99
 away, and one yield another 15 % and half again; yielding until the queue stops growing made the
-batches 3.6 -> 8.6 jobs and took 15 % more.)
+batches 3.6 -> 8.6 jobs and took another 9-15 % off.)
 
 A job that refuses (a `Refusal`, such as a 402) undoes its own writes first and does not disturb
 the others; any other error rolls the batch back and every job of it is run again alone, so only
