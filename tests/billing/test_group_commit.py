@@ -133,7 +133,9 @@ def joining_while_the_leader_yields(app, monkeypatch, arrivals):
             queued = len(committer._queue)
             joined.append(threading.Thread(target=run, args=(f"joined{len(joined)}",)))
             joined[-1].start()
+            deadline = time.monotonic() + 5
             while len(committer._queue) == queued:      # it queues behind the leader, who holds the lock
+                assert time.monotonic() < deadline, "a joining job never queued"
                 time.sleep(0.001)
         yields.append(True)
     monkeypatch.setattr(group_commit, "_yield", a_yield)
