@@ -1,6 +1,7 @@
 """One SSE encoder and one spec-following decoder (WHATWG event-stream parsing)."""
-from gateway import fastjson
 from dataclasses import dataclass
+
+from gateway import fastjson
 
 DONE = b"data: [DONE]\n\n"
 

@@ -22,6 +22,7 @@ def read_json_body():
 
 @bp.before_request
 def assign_request_id():
+    """Every API blueprint's first step (/v1, the Anthropic family, /api/v1): the request's id."""
     g.request_id = new_request_id()
 
 

@@ -3,22 +3,19 @@
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from blueprints.api import read_json_body, with_retry_after
+from blueprints.api import assign_request_id, read_json_body, with_retry_after
 from blueprints.api.auth import authenticate
 from blueprints.api.chat import route_chat
 from blueprints.api.records import Turn
 from gateway import pricing, validation
 from gateway.errors import GatewayError, ModelNotFound
 from gateway.shapes import completion_out
-from models.request_log import new_request_id
 
 bp = Blueprint("credit_chat", __name__, url_prefix="/api/v1")
 DEFAULT_MAX_TOKENS = 150
 
 
-@bp.before_request
-def assign_request_id():
-    g.request_id = new_request_id()
+bp.before_request(assign_request_id)
 
 
 @bp.errorhandler(GatewayError)

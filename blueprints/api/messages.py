@@ -4,21 +4,18 @@ provider like chat."""
 from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from blueprints.api import own_keys, read_json_body, with_retry_after
+from blueprints.api import assign_request_id, own_keys, read_json_body, with_retry_after
 from blueprints.api.auth import authenticate
 from blueprints.api.chat import SSE_HEADERS, route_chat
 from blueprints.api.records import Turn, current_gateway, routable, settled
 from gateway import anthropic_api, pricing
 from gateway.affinity import conversation_key
 from gateway.errors import GatewayError
-from models.request_log import new_request_id
 
 bp = Blueprint("anthropic", __name__, url_prefix="/v1")
 
 
-@bp.before_request
-def assign_request_id():
-    g.request_id = new_request_id()
+bp.before_request(assign_request_id)
 
 
 @bp.after_request

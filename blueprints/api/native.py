@@ -8,14 +8,13 @@ import time
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from blueprints.api import read_json_body
+from blueprints.api import assign_request_id, read_json_body
 from blueprints.api.chat import route_chat
 from blueprints.api.detail import detail_api
 from blueprints.api.records import Turn
 from blueprints.health_detail import system_stats
 from gateway import validation
 from gateway.errors import GatewayError
-from models.request_log import new_request_id
 
 bp = Blueprint("native", __name__, url_prefix="/api/v1")
 detail_api(bp, public=("health",))
@@ -26,9 +25,7 @@ IMAGE_SIGNATURES = (("image/png", b"\x89PNG\r\n\x1a\n"), ("image/jpeg", b"\xff\x
 DEFAULT_VISION_PROMPT = "Extract all text visible in this image. Answer with the text only."
 
 
-@bp.before_request
-def assign_request_id():
-    g.request_id = new_request_id()
+bp.before_request(assign_request_id)
 
 
 @bp.post("/chat/generate-text")
