@@ -13,7 +13,7 @@ import dbmigrate
 from blueprints import cors, register_blueprints
 from blueprints.json_answers import JSONAnswers
 from config import Config, ensure_instance_secrets
-from extensions import SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
+from extensions import BUSY_HANDLER_OFF, SQLITE_BUSY_TIMEOUT_MS, db, htmx, login_manager
 from gateway import Gateway, fastjson
 from gateway import config as gateway_config
 from gateway.ratelimits import RateLimits
@@ -157,6 +157,7 @@ def _committer_engine(app):
     engine = sa.create_engine(url, **{**app.config["SQLALCHEMY_ENGINE_OPTIONS"], "pool_size": 1, "max_overflow": 0})
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _busy_handler_off)
     sa.event.listen(pooled, "engine_disposed", lambda _: engine.dispose())
     return engine
 
@@ -180,6 +181,14 @@ def _sqlite_pragmas(dbapi_connection, _record):
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _busy_handler_off(dbapi_connection, record):
+    """The group commit's connection writes only in begin_write's transactions, which wait for the lock
+    themselves (and a transaction that holds it waits for nothing): its busy handler is turned off once,
+    not around every BEGIN."""
+    dbapi_connection.execute("PRAGMA busy_timeout=0")
+    record.info[BUSY_HANDLER_OFF] = True
 
 
 def _trust_proxies(app):

@@ -26,6 +26,7 @@ def execute_core(statement, params):
 
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+BUSY_HANDLER_OFF = "busy_handler_off"     # a pooled SQLite connection's info: its busy handler is off for good
 
 
 def begin_write(connection=None):
@@ -36,13 +37,17 @@ def begin_write(connection=None):
     under gevent that stalls every request of the worker, not just the waiting one. So the write
     lock is taken up front (BEGIN IMMEDIATE) with the busy handler off, and a refusal is waited out
     by gateway.sqlitelock. A no-op inside a transaction that already writes, and
-    on PostgreSQL, whose row locks wait on a socket gevent can switch away from.
+    on PostgreSQL, whose row locks wait on a socket gevent can switch away from. A connection that
+    only ever writes this way (BUSY_HANDLER_OFF in its info: the group commit's) keeps the handler off.
     """
     connection = connection or db.session.connection()
     if connection.dialect.name != "sqlite":
         return
     raw = connection.connection.driver_connection
     if raw.in_transaction:
+        return
+    if connection.info.get(BUSY_HANDLER_OFF):
+        waiting(lambda: raw.execute("BEGIN IMMEDIATE"), SQLITE_BUSY_TIMEOUT_MS / 1000)
         return
     cursor = raw.cursor()
     cursor.execute("PRAGMA busy_timeout=0")

@@ -32,3 +32,22 @@ def test_a_writer_waits_for_the_write_lock_in_python_then_takes_it(app, monkeypa
         assert db.session.execute(sa.text("PRAGMA busy_timeout")).scalar() == SQLITE_BUSY_TIMEOUT_MS
         db.session.rollback()
     other.close()
+
+
+def test_the_group_commit_waits_for_the_write_lock_in_python_with_its_busy_handler_off_for_good(app, monkeypatch):
+    """The committer's own connection never runs SQLite's busy handler (it is turned off once, not
+    around every BEGIN): a batch facing another connection's write lock sleeps in Python, then commits."""
+    naps = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(sqlitelock.time, "sleep", lambda seconds: naps.append(seconds) or real_sleep(seconds))
+    path = app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, other.execute, ["COMMIT"]).start()
+    committer = app.extensions["group_commit"]
+    started = time.monotonic()
+    busy = committer.run(lambda batch: batch.execute(sa.text("PRAGMA busy_timeout"), {}).first()[0])
+    assert time.monotonic() - started >= 0.25
+    assert naps and max(naps) <= 0.005
+    assert busy == 0
+    other.close()
