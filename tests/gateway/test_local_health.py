@@ -98,3 +98,19 @@ def test_a_worker_started_later_sees_the_state(tmp_path):
     keys.cool_down("op:openai#1", 30, "429")
     late, _, late_keys, _ = two_workers(tmp_path / "health.sqlite", clock, threshold=1)
     assert not late.allow(CIRCUIT) and not late_keys.usable("op:openai#1")
+
+
+def test_a_look_asks_sqlite_only_after_a_commit_and_then_sees_it(tmp_path):
+    """Between commits a check reads the WAL index's header and runs no statement; after another
+    worker's commit it asks SQLite again and takes the change in."""
+    _, _, a, b = two_workers(tmp_path / "health.sqlite", Clock())
+    statements = []
+    b._table._db.set_trace_callback(statements.append)
+    assert b.usable("op:openai#1")
+    statements.clear()
+    for _ in range(3):
+        assert b.usable("op:openai#1")
+    assert statements == []
+    a.cool_down("op:openai#1", 30, "429: slow down")
+    assert not b.usable("op:openai#1")
+    assert any("data_version" in statement for statement in statements)
